@@ -1,0 +1,321 @@
+"""``breach``: declare an incident, import who is affected, run the response, review it."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+# Prefect reads its settings when imported; quiet by default on a terminal.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+from flows import runtime
+from models import commands, ledger
+from models.errors import BreachError
+from models.incident import Incident, Severity
+from models.notice import parse_notice_texts
+from models.timeline import TimelineEvent, verify_chain
+
+app = typer.Typer(
+    help="Breachflow: drive a personal-data breach from declaration to closure.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+subjects_app = typer.Typer(help="The people affected by an incident.", no_args_is_help=True)
+notice_app = typer.Typer(help="The notice texts every person receives.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check the tamper-evident timeline.", no_args_is_help=True)
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(notice_app, name="notice")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+errors = Console(stderr=True)
+
+Key = Annotated[str, typer.Argument(help="Incident key, e.g. INC-2026-0001.")]
+
+
+def actor() -> str:
+    """Who is at the keyboard: ``BREACH_ACTOR`` or the login name."""
+    return os.environ.get("BREACH_ACTOR") or f"cli:{getpass.getuser()}"
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-11-20T09:30:00+08:00", param_hint=option
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def fmt(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+@app.command()
+def declare(
+    title: Annotated[str, typer.Option(help="Short name of the incident.")],
+    severity: Annotated[Severity, typer.Option(help="How bad it is.")],
+    detected_at: Annotated[
+        str, typer.Option(help="When it was detected (ISO 8601; UTC if no offset).")
+    ],
+    aware_at: Annotated[str, typer.Option(help="When we became aware it is a breach.")],
+    description: Annotated[str, typer.Option(help="What happened, for the record.")],
+    data_category: Annotated[
+        list[str], typer.Option(help="Data involved, e.g. email, phone; repeat the option.")
+    ],
+    contained_at: Annotated[str | None, typer.Option(help="When it was contained.")] = None,
+    notice: Annotated[
+        Path | None, typer.Option(help="Notice texts file (YAML); see examples/notice.yaml.")
+    ] = None,
+) -> None:
+    """Declare a new incident and print its key."""
+    texts = _load_notice(notice) if notice else None
+    with runtime.database().unit_of_work() as session:
+        incident = commands.declare(
+            session,
+            title=title,
+            description=description,
+            severity=severity,
+            detected_at=parse_time(detected_at, "--detected-at"),
+            aware_at=parse_time(aware_at, "--aware-at"),
+            contained_at=parse_time(contained_at, "--contained-at"),
+            data_categories=data_category,
+            actor=actor(),
+        )
+        if texts:
+            commands.set_notice(session, incident, texts, actor())
+        key = incident.key
+    console.print(key, highlight=False)
+
+
+def _load_notice(path: Path) -> dict:
+    if not path.is_file():
+        raise BreachError(f"no such notice file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise BreachError(f"{path} is not valid YAML: {exc}") from None
+    return parse_notice_texts(raw)
+
+
+@notice_app.command("set")
+def notice_set(key: Key, file: Path) -> None:
+    """Set the notice texts (per locale) that every affected person will receive."""
+    texts = _load_notice(file)
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        version = commands.set_notice(session, incident, texts, actor())
+        console.print(
+            f"{incident.key}: notice version {version.version} ({', '.join(sorted(version.texts))})"
+        )
+
+
+@subjects_app.command("import")
+def subjects_import(
+    key: Key,
+    file: Annotated[
+        Path, typer.Argument(help="CSV with subject_id,name,email,phone,locale,country,region.")
+    ],
+) -> None:
+    """Import affected people; bad rows are reported with their line number and reason."""
+    from flows.subjects import import_subjects
+
+    config = runtime.settings()
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        report = import_subjects(
+            session, incident, file, actor(), config.default_locale, config.home / "rejects"
+        )
+    console.print(
+        f"{key}: {report.rows} rows read, [green]{report.accepted} people imported[/], "
+        f"[red]{len(report.rejected)} rejected[/], "
+        f"{len({n for n, _ in report.warnings})} with contact problems"
+    )
+    for title, lines in (("Rejected", report.rejected), ("Contact problems", report.warnings)):
+        if lines:
+            table = Table("line", "reason", title=title, title_justify="left")
+            for line, reason in lines[:20]:
+                table.add_row(str(line), reason)
+            if len(lines) > 20:
+                table.add_row("…", f"{len(lines) - 20} more")
+            console.print(table)
+    if report.reject_file:
+        console.print(f"All rejected lines: {report.reject_file}")
+    if report.ignored_columns:
+        console.print(f"Columns not used: {', '.join(report.ignored_columns)}")
+    if report.rows and not report.accepted:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(key: Key) -> None:
+    """Run the response flow: assess, notify, report, close. Safe to run again."""
+    from cli.progress import run_with_progress
+
+    summary = run_with_progress(key, actor(), console)
+    _print_summary(summary)
+
+
+def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
+    if summary.nothing_to_do:
+        console.print(
+            f"{summary.incident_key} is already {summary.state}: nothing to do, nothing was sent."
+        )
+        return
+    console.print(f"\n[bold]{summary.incident_key}[/] is {summary.state}.")
+    console.print(f"  People affected:   {summary.affected}")
+    console.print(f"  People notified:   {summary.notified} ({summary.sent_this_run} in this run)")
+    console.print(f"  People unreachable: {summary.unreachable}")
+    for reason, n in summary.unreachable_reasons.items():
+        console.print(f"    {n:>5} × {reason}")
+    if summary.outbox:
+        console.print(f"  Outbox (sandbox):  {summary.outbox}")
+    console.print(f"  Reports:           {summary.reports}")
+    console.print(f"  Timeline:          breach timeline {summary.incident_key}")
+
+
+@app.command()
+def show(key: Key) -> None:
+    """State, anchor times, deadline and counts per notification state."""
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        counts = ledger.counts(session, incident)
+        notice = commands.latest_notice(session, incident)
+        people = commands.count_subjects(session, incident)
+    table = Table(
+        show_header=False, title=f"{incident.key} — {incident.title}", title_justify="left"
+    )
+    table.add_row("state", str(incident.state))
+    table.add_row("severity", str(incident.severity))
+    table.add_row("data categories", ", ".join(incident.data_categories) or "—")
+    table.add_row("detected", fmt(incident.detected_at))
+    table.add_row("aware", fmt(incident.aware_at))
+    table.add_row("contained", fmt(incident.contained_at))
+    table.add_row("policy deadline", fmt(incident.policy_deadline))
+    table.add_row("closed", fmt(incident.closed_at))
+    table.add_row("declared by", incident.declared_by)
+    table.add_row("affected people", str(people))
+    table.add_row("notice version", str(notice.version) if notice else "none (breach notice set)")
+    for state, n in sorted(counts.items()):
+        table.add_row(f"notices {state}", str(n))
+    table.add_row("timeline events", str(incident.timeline_length))
+    console.print(table)
+
+
+@app.command("list")
+def list_incidents() -> None:
+    """Every incident, newest first."""
+    from sqlalchemy import select
+
+    with runtime.database().unit_of_work() as session:
+        incidents = session.scalars(select(Incident).order_by(Incident.id.desc())).all()
+    table = Table("key", "state", "severity", "title", "aware", "policy deadline")
+    for i in incidents:
+        table.add_row(
+            i.key, str(i.state), str(i.severity), i.title, fmt(i.aware_at), fmt(i.policy_deadline)
+        )
+    console.print(table)
+
+
+@app.command()
+def timeline(
+    key: Key,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, hashes included.")] = False,
+) -> None:
+    """Every event of the incident, in order."""
+    from sqlalchemy import select
+
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        events = session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.incident_id == incident.id)
+            .order_by(TimelineEvent.seq)
+        ).all()
+    if as_json:
+        rows = [
+            {
+                "seq": e.seq,
+                "occurred_at": e.occurred_at.isoformat(),
+                "recorded_at": e.recorded_at.isoformat(),
+                "actor": e.actor,
+                "kind": e.kind,
+                "payload": e.payload,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in events
+        ]
+        sys.stdout.write(
+            json.dumps({"incident": incident.key, "events": rows}, ensure_ascii=False, indent=2)
+            + "\n"
+        )
+        return
+    table = Table(
+        "#",
+        "recorded",
+        "actor",
+        "kind",
+        "details",
+        title=f"{incident.key} timeline",
+        title_justify="left",
+    )
+    for e in events:
+        table.add_row(str(e.seq), fmt(e.recorded_at), e.actor, e.kind, _brief(e.payload))
+    console.print(table)
+
+
+def _brief(payload: dict) -> str:
+    text = json.dumps(payload, ensure_ascii=False, separators=(", ", "=")).strip("{}")
+    return text if len(text) <= 160 else text[:157] + "…"
+
+
+@audit_app.command("verify")
+def audit_verify(key: Key) -> None:
+    """Recompute the timeline's hash chain; exit 1 at the first broken event."""
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        check = verify_chain(session, incident)
+    if check.ok:
+        console.print(
+            f"{incident.key}: timeline verified, {check.events} events, head {check.head}"
+        )
+        return
+    errors.print(
+        f"[red]{incident.key}: timeline BROKEN at event {check.broken_at}[/]: {check.reason}"
+    )
+    raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    people: Annotated[
+        int, typer.Option(min=1, max=100_000, help="How many affected people.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed for the generated people.")] = 2026,
+) -> None:
+    """Generate a sample incident and run the whole response in the sandbox."""
+    from cli.demo import run_demo
+
+    run_demo(people, seed, actor(), console)
+
+
+def main() -> None:
+    try:
+        app()
+    except BreachError as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

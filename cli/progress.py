@@ -1,0 +1,62 @@
+"""Run the response flow with a live progress bar fed by the ledger, not by the flow.
+
+The flow runs in this thread; a poller thread reads ledger counts from the database every
+half second. Whatever executes the sends, the bar shows what the ledger says is done.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flows.runs import ResponseSummary
+from flows.runtime import database
+from models import ledger
+from models.commands import get_incident
+from models.notification import FINAL_STATES
+
+
+def run_with_progress(incident_key: str, requested_by: str, console: Console) -> ResponseSummary:
+    from flows.incident import incident_response
+
+    stop = threading.Event()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    bar = progress.add_task("Preparing", total=None, detail="")
+
+    def poll() -> None:
+        while not stop.wait(0.5):
+            with database().unit_of_work() as session:
+                counts = ledger.counts(session, get_incident(session, incident_key))
+            total = sum(counts.values())
+            if not total:
+                continue
+            done = sum(n for state, n in counts.items() if state in FINAL_STATES)
+            waiting = counts.get("failed_temporary", 0)
+            detail = f"{waiting} waiting to retry" if waiting else ""
+            progress.update(
+                bar, description="Notifying", total=total, completed=done, detail=detail
+            )
+
+    poller = threading.Thread(target=poll, name="ledger-progress", daemon=True)
+    with progress:
+        poller.start()
+        try:
+            return incident_response(incident_key, requested_by=requested_by)
+        finally:
+            stop.set()
+            poller.join()
+            with database().unit_of_work() as session:
+                counts = ledger.counts(session, get_incident(session, incident_key))
+            total = sum(counts.values())
+            done = sum(n for state, n in counts.items() if state in FINAL_STATES)
+            progress.update(bar, description="Notified", total=total or 1, completed=done)

@@ -1,0 +1,78 @@
+"""Step 1, assess: who is affected, who can be reached, and by when we promised to tell them.
+
+For now the assessment is the operator's policy limit (30 calendar days from awareness)
+and the reachable population; the jurisdiction rules engine replaces this later.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from prefect import task
+from sqlalchemy import select
+
+from flows.runtime import database, settings
+from flows.steps import STEP_TASK, step_finished, step_started
+from models.commands import get_incident, latest_notice
+from models.errors import InvalidInput
+from models.incident import IncidentState
+from models.subject import Subject
+from models.timeline import EventKind, advance, record
+from notifiers.render import choose_locale, notice_locales
+
+
+@task(name="assess", **STEP_TASK)
+def assess(incident_key: str, actor: str) -> None:
+    config = settings()
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key)
+        if incident.has_reached(IncidentState.ASSESSED):
+            return
+        step_started(session, incident, "assess", actor)
+        notice = latest_notice(session, incident)
+        if notice is None:
+            raise InvalidInput(
+                f"{incident.key} has no notice texts yet; set them with "
+                f"`breach notice set {incident.key} notice.yaml` (see examples/notice.yaml)"
+            )
+        people = session.execute(
+            select(Subject.locale, Subject.email.is_not(None)).where(
+                Subject.incident_id == incident.id
+            )
+        ).all()
+        if not people:
+            raise InvalidInput(
+                f"{incident.key} has no affected people; import them with "
+                f"`breach subjects import {incident.key} affected.csv`"
+            )
+        writable = notice_locales() & set(notice.texts)
+        if config.default_locale not in writable:
+            raise InvalidInput(
+                f"the default locale {config.default_locale} needs both a template and notice "
+                f"texts; notice version {notice.version} has {', '.join(sorted(notice.texts))}"
+            )
+        locales = Counter(choose_locale(loc, writable, config.default_locale) for loc, _ in people)
+        fallbacks = Counter(
+            loc for loc, _ in people if choose_locale(loc, writable, config.default_locale) != loc
+        )
+        incident.policy_deadline = incident.aware_at + timedelta(days=config.policy_notice_days)
+        reachable = sum(1 for _, has_email in people if has_email)
+        record(
+            session,
+            incident,
+            EventKind.ASSESSMENT_RECORDED,
+            actor,
+            {
+                "affected_people": len(people),
+                "reachable_by_email": reachable,
+                "without_usable_email": len(people) - reachable,
+                "notice_locales": dict(locales),
+                "locales_without_texts": dict(fallbacks),
+                "notice_version": notice.version,
+                "policy_deadline": incident.policy_deadline.isoformat(),
+                "policy": f"{config.policy_notice_days} calendar days from awareness",
+            },
+        )
+        advance(session, incident, IncidentState.ASSESSED, actor)
+        step_finished(session, incident, "assess", actor)

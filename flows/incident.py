@@ -1,0 +1,29 @@
+"""The life of an incident, step by step, as the runbook tells it.
+
+Each step reads the incident's persisted state, does only what is not yet done, and
+commits its result with its timeline event; so running this flow again, after a crash, a
+fix or a restart, continues where the database says the incident stands.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.assess import assess
+from flows.close import close
+from flows.notify import notify
+from flows.report import report
+from flows.runs import ResponseSummary, finish_run, flow_actor, record_failure, start_run
+
+
+@flow(name="incident_response", on_failure=[record_failure], on_crashed=[record_failure])
+def incident_response(incident_key: str, requested_by: str = "unknown") -> ResponseSummary:
+    started = start_run(incident_key, requested_by)
+    if started is None:  # closed: nothing left to do, and nothing is sent again
+        return finish_run(incident_key, None)
+    actor = flow_actor()
+    assess(incident_key, actor)  # 1. who is affected, by when we must tell them
+    notify(incident_key, actor)  # 3. every reachable person, in batches, retried
+    report(incident_key, actor)  # 5. the regulator report
+    close(incident_key, actor)  # 6. done; the timeline is the record
+    return finish_run(incident_key, started)

@@ -1,0 +1,109 @@
+"""Bookkeeping around each run of ``incident_response``: start, finish, failure, summary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect.runtime import flow_run
+from pydantic import BaseModel
+
+from flows.runtime import database, settings
+from models import ledger
+from models.base import utcnow
+from models.commands import get_incident
+from models.incident import IncidentState
+from models.settings import NotifierMode
+from models.timeline import EventKind, record
+
+
+class ResponseSummary(BaseModel):
+    incident_key: str
+    state: str
+    affected: int
+    notified: int
+    unreachable: int
+    unreachable_reasons: dict[str, int]
+    sent_this_run: int
+    nothing_to_do: bool
+    outbox: str | None
+    reports: str
+
+
+def flow_actor() -> str:
+    return f"flow:incident_response/{flow_run.get_name() or 'local'}"
+
+
+def start_run(incident_key: str, requested_by: str) -> datetime | None:
+    """Record the run; returns its start, or None when the incident is already closed."""
+    started = utcnow()
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key)
+        closed = incident.state == IncidentState.CLOSED
+        record(
+            session,
+            incident,
+            EventKind.RUN_STARTED,
+            flow_actor(),
+            {
+                "requested_by": requested_by,
+                "flow_run_id": str(flow_run.get_id() or ""),
+                "state": str(incident.state),
+                "nothing_to_do": closed,
+            },
+        )
+    return None if closed else started
+
+
+def finish_run(incident_key: str, started: datetime | None) -> ResponseSummary:
+    summary = summarize(incident_key, since=started)
+    with database().unit_of_work() as session:
+        record(
+            session,
+            get_incident(session, incident_key),
+            EventKind.RUN_FINISHED,
+            flow_actor(),
+            summary.model_dump(exclude={"outbox", "reports", "unreachable_reasons"}),
+        )
+    return summary
+
+
+def record_failure(flow: Any, run: Any, state: Any) -> None:
+    """Prefect failure hook: the reason a run stopped belongs on the incident's timeline."""
+    key = run.parameters.get("incident_key")
+    try:
+        state.result()
+    except Exception as exc:  # the failure itself, as Prefect stored it
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        reason = str(state.message)
+    with database().unit_of_work() as session:
+        record(
+            session,
+            get_incident(session, key),
+            EventKind.RUN_FAILED,
+            f"flow:incident_response/{run.name}",
+            {"reason": reason[:1000]},
+        )
+
+
+def summarize(incident_key: str, since: datetime | None = None) -> ResponseSummary:
+    config = settings()
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key)
+        counts = ledger.counts(session, incident)
+        reasons = ledger.unreachable_reasons(session, incident)
+        sent = ledger.reached_since(session, incident, since) if since else 0
+    sandbox = config.notifier_mode is NotifierMode.SANDBOX
+    return ResponseSummary(
+        incident_key=incident.key,
+        state=str(incident.state),
+        affected=sum(counts.values()),
+        notified=counts.get("sent", 0) + counts.get("delivered", 0),
+        unreachable=counts.get("failed_permanent", 0),
+        unreachable_reasons=reasons,
+        sent_this_run=sent,
+        nothing_to_do=since is None,
+        outbox=str((config.outbox / "email").resolve()) if sandbox else None,
+        reports=str(config.reports.resolve()),
+    )

@@ -1,0 +1,134 @@
+"""What a person does to an incident directly (declare it, set its notice texts).
+
+Everything else happens to an incident through the flow. Each command writes its change and
+its timeline event in the caller's unit of work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.errors import InvalidInput, NotFound
+from models.incident import Incident, IncidentState, Severity
+from models.notice import NoticeText, NoticeVersion
+from models.notification import Notification
+from models.subject import Subject
+from models.timeline import EventKind, record
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def get_incident(session: Session, key: str) -> Incident:
+    incident = session.scalar(select(Incident).where(Incident.key == key.strip().upper()))
+    if incident is None:
+        raise NotFound(f"no incident {key!r}; `breach list` shows the incidents there are")
+    return incident
+
+
+def declare(
+    session: Session,
+    *,
+    title: str,
+    description: str,
+    severity: Severity,
+    detected_at: datetime,
+    aware_at: datetime,
+    data_categories: list[str],
+    actor: str,
+    contained_at: datetime | None = None,
+) -> Incident:
+    now = utcnow()
+    for name, value in (("detected-at", detected_at), ("aware-at", aware_at)):
+        if value > now + CLOCK_SKEW:
+            raise InvalidInput(f"--{name} {value.isoformat()} is in the future")
+    if aware_at < detected_at:
+        raise InvalidInput("--aware-at is before --detected-at: one cannot know before it happens")
+    if not title.strip() or not description.strip():
+        raise InvalidInput("an incident needs a title and a description")
+    prefix = f"INC-{now.year}-"
+    count = session.scalar(select(func.count()).where(Incident.key.startswith(prefix))) or 0
+    incident = Incident(
+        key=f"{prefix}{count + 1:04d}",
+        title=title.strip(),
+        description=description.strip(),
+        severity=severity,
+        state=IncidentState.DECLARED,
+        data_categories=sorted({c.strip().lower() for c in data_categories if c.strip()}),
+        detected_at=detected_at,
+        aware_at=aware_at,
+        contained_at=contained_at,
+        declared_by=actor,
+        timeline_length=0,
+    )
+    session.add(incident)
+    session.flush()
+    record(
+        session,
+        incident,
+        EventKind.INCIDENT_DECLARED,
+        actor,
+        {
+            "key": incident.key,
+            "title": incident.title,
+            "severity": str(severity),
+            "detected_at": detected_at.isoformat(),
+            "aware_at": aware_at.isoformat(),
+            "data_categories": incident.data_categories,
+        },
+        occurred_at=detected_at,
+    )
+    return incident
+
+
+def set_notice(
+    session: Session, incident: Incident, texts: dict[str, NoticeText], actor: str
+) -> NoticeVersion:
+    """Store a new notice version; refused once notices of the current one went out."""
+    current = latest_notice(session, incident)
+    if current is not None and session.scalar(
+        select(func.count()).where(
+            Notification.incident_id == incident.id,
+            Notification.notice_version == current.version,
+        )
+    ):
+        raise InvalidInput(
+            f"notices of version {current.version} are already queued for {incident.key}; "
+            "a corrected notice after sending is not supported yet"
+        )
+    digest = NoticeVersion.digest(texts)
+    if current is not None and current.sha256 == digest:
+        return current
+    version = NoticeVersion(
+        incident_id=incident.id,
+        version=(current.version + 1) if current else 1,
+        texts={loc: t.model_dump(exclude_none=True) for loc, t in texts.items()},
+        sha256=digest,
+        created_by=actor,
+    )
+    session.add(version)
+    session.flush()
+    record(
+        session,
+        incident,
+        EventKind.NOTICE_SET,
+        actor,
+        {"version": version.version, "locales": sorted(texts), "sha256": digest},
+    )
+    return version
+
+
+def latest_notice(session: Session, incident: Incident) -> NoticeVersion | None:
+    return session.scalar(
+        select(NoticeVersion)
+        .where(NoticeVersion.incident_id == incident.id)
+        .order_by(NoticeVersion.version.desc())
+        .limit(1)
+    )
+
+
+def count_subjects(session: Session, incident: Incident) -> int:
+    return session.scalar(select(func.count()).where(Subject.incident_id == incident.id)) or 0

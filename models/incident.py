@@ -1,0 +1,79 @@
+"""The incident, its states, and the one table of transitions between them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime, utcnow
+from models.errors import IllegalTransition
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class IncidentState(StrEnum):
+    DECLARED = "declared"
+    ASSESSED = "assessed"
+    NOTIFYING = "notifying"
+    NOTIFIED = "notified"
+    REPORTED = "reported"
+    CLOSED = "closed"
+
+
+S = IncidentState
+#: Every legal move of an incident. The flow's steps are idempotent because each one
+#: checks where this table says the incident stands before doing anything.
+TRANSITIONS: dict[IncidentState, frozenset[IncidentState]] = {
+    S.DECLARED: frozenset({S.ASSESSED}),
+    S.ASSESSED: frozenset({S.NOTIFYING}),
+    S.NOTIFYING: frozenset({S.NOTIFIED}),
+    S.NOTIFIED: frozenset({S.REPORTED}),
+    S.REPORTED: frozenset({S.CLOSED}),
+    S.CLOSED: frozenset(),
+}
+#: Position of each state along the response, to ask "has the incident got past X?".
+ORDER = {state: index for index, state in enumerate(TRANSITIONS)}
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text)
+    severity: Mapped[Severity] = mapped_column(String(16))
+    state: Mapped[IncidentState] = mapped_column(String(32), default=IncidentState.DECLARED)
+    data_categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    aware_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    contained_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    policy_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    declared_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Hash and length of the timeline's last event: a deleted tail shows up as a mismatch.
+    timeline_head: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    timeline_length: Mapped[int] = mapped_column(Integer, default=0)
+
+    def transition(self, target: IncidentState) -> IncidentState:
+        """Move to ``target`` or raise :class:`IllegalTransition`; returns the old state."""
+        current = IncidentState(self.state)
+        if target not in TRANSITIONS[current]:
+            allowed = ", ".join(sorted(TRANSITIONS[current])) or "none: it is final"
+            raise IllegalTransition(
+                f"{self.key} is {current}; it cannot become {target} (allowed next: {allowed})"
+            )
+        self.state = target
+        return current
+
+    def has_reached(self, state: IncidentState) -> bool:
+        return ORDER[IncidentState(self.state)] >= ORDER[state]

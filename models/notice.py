@@ -1,0 +1,110 @@
+"""What every notice must say, per locale, and the versioned record of what was approved.
+
+The fields are the promise of our operators' policies (GB/T 35273-2020 §10.2): the basic
+situation and possible impact, the measures taken or to be taken, suggestions to protect
+oneself, the remedies offered, plus when it happened, what data, and whom to contact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime, utcnow
+from models.errors import InvalidInput
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class NoticeText(BaseModel):
+    """The incident-specific text an operator writes once per locale."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject_line: Text
+    what_happened: Text
+    data_involved: Text
+    possible_impact: Text
+    measures_taken: Text
+    protective_steps: Text
+    remedies: Text
+    contact_point: Text | None = None  # defaults to the organisation's contact point
+
+
+class NoticeContent(BaseModel):
+    """Everything a rendered notice shows; rendering refuses to start without all of it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    locale: Text
+    organisation: Text
+    incident_key: Text
+    subject_line: Text
+    what_happened: Text
+    detected_at: datetime
+    aware_at: datetime
+    data_involved: Text
+    possible_impact: Text
+    measures_taken: Text
+    protective_steps: Text
+    remedies: Text
+    contact_point: Text
+    recipient_name: str | None = None
+
+
+REQUIRED_SECTIONS = (
+    "what_happened",
+    "detected_at",
+    "data_involved",
+    "possible_impact",
+    "measures_taken",
+    "protective_steps",
+    "remedies",
+    "contact_point",
+)
+
+
+def parse_notice_texts(raw: object) -> dict[str, NoticeText]:
+    """Validate ``{locale: {field: text}}`` as loaded from a notice file."""
+    if not isinstance(raw, dict) or not raw:
+        raise InvalidInput("a notice file maps each locale (e.g. en, zh-CN) to its texts")
+    texts: dict[str, NoticeText] = {}
+    for locale, fields in raw.items():
+        try:
+            texts[str(locale)] = NoticeText.model_validate(fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'texts'}: {err['msg']}" for err in exc.errors()
+            )
+            raise InvalidInput(f"notice texts for locale {locale!r}: {problems}") from None
+    return texts
+
+
+class NoticeVersion(Base):
+    """An immutable version of an incident's notice texts; ledger rows point at one."""
+
+    __tablename__ = "notice_versions"
+    __table_args__ = (UniqueConstraint("incident_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    texts: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @staticmethod
+    def digest(texts: dict[str, NoticeText]) -> str:
+        canonical = {loc: t.model_dump(exclude_none=True) for loc, t in sorted(texts.items())}
+        encoded = json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(encoded).hexdigest()
+
+    def parsed(self) -> dict[str, NoticeText]:
+        return {loc: NoticeText.model_validate(t) for loc, t in self.texts.items()}

@@ -1,0 +1,69 @@
+"""The delivery ledger: one row per incident, person, channel and notice version.
+
+States: ``queued → sending → sent`` (``delivered`` once providers report it), or
+``failed_temporary`` with ``retry_at``, or ``failed_permanent``. A row in ``sending`` carries
+a lease; an expired lease, or one held by a process that no longer exists on this host, puts
+the row back in play. The row's ``idempotency_key`` is the message's stable identity: a
+resend after a crash carries the same SMTP ``Message-ID``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, UTCDateTime, utcnow
+from models.subject import Subject
+
+
+class NotificationState(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED_TEMPORARY = "failed_temporary"
+    FAILED_PERMANENT = "failed_permanent"
+
+
+#: States from which nothing more will happen without a person's decision.
+FINAL_STATES = frozenset(
+    {NotificationState.SENT, NotificationState.DELIVERED, NotificationState.FAILED_PERMANENT}
+)
+REACHED_STATES = frozenset({NotificationState.SENT, NotificationState.DELIVERED})
+
+
+def idempotency_key(incident_key: str, subject_id: int, channel: str, version: int) -> str:
+    """Same inputs, same key, on any machine: what makes a resend recognisable."""
+    name = f"{incident_key}/{subject_id}/{channel}/v{version}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"breachflow:{name}").hex
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "subject_id", "channel", "notice_version"),
+        Index("ix_notifications_claim", "incident_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    notice_version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[NotificationState] = mapped_column(String(24), default=NotificationState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    subject: Mapped[Subject] = relationship(lazy="joined")

@@ -1,0 +1,10 @@
+"""Imports every model so that ``Base.metadata`` knows all tables (for Alembic)."""
+
+from models.base import Base
+from models.incident import Incident
+from models.notice import NoticeVersion
+from models.notification import Notification
+from models.subject import Subject
+from models.timeline import TimelineEvent
+
+__all__ = ["Base", "Incident", "NoticeVersion", "Notification", "Subject", "TimelineEvent"]

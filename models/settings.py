@@ -1,0 +1,103 @@
+"""Configuration from the environment (prefix ``BREACH_``), with embedded defaults.
+
+With nothing set, everything lives under ``.breach/`` in the working directory: the SQLite
+database, Prefect's home, the sandbox outbox and the written reports. That makes
+``breach demo`` work on a fresh machine while production points each piece elsewhere.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class NotifierMode(StrEnum):
+    """``sandbox`` writes every notice to the outbox; ``live`` sends through providers."""
+
+    SANDBOX = "sandbox"
+    LIVE = "live"
+
+
+class SmtpTls(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"  # implicit TLS, usually port 465
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BREACH_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path(".breach"), description="Working directory for embedded mode.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite under home.")
+
+    notifier_mode: NotifierMode = NotifierMode.SANDBOX
+    outbox_dir: Path | None = None
+    reports_dir: Path | None = None
+
+    smtp_url: str | None = Field(
+        None,
+        description="smtp://user:pass@host:port, smtps:// for implicit TLS, "
+        "smtp+starttls:// for STARTTLS. Overrides the smtp_* fields.",
+    )
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: SmtpTls = SmtpTls.NONE
+    smtp_timeout: float = 30.0
+    smtp_pool_size: int = Field(4, ge=1, le=64)
+
+    sender: str = "security-notice@example.com"
+    organisation_name: str = "Example Operator Ltd."
+    contact_point: str = "privacy@example.com"
+    default_locale: str = "en"
+
+    policy_notice_days: int = Field(30, ge=1, description="Our published outer limit.")
+    batch_size: int = Field(500, ge=1, le=5000)
+    max_attempts: int = Field(5, ge=1)
+    retry_base_seconds: float = Field(10.0, ge=0)
+    retry_max_seconds: float = Field(600.0, ge=0)
+    lease_seconds: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _apply_smtp_url(self) -> Settings:
+        if not self.smtp_url:
+            return self
+        parts = urlsplit(self.smtp_url)
+        schemes = {"smtp": SmtpTls.NONE, "smtp+starttls": SmtpTls.STARTTLS, "smtps": SmtpTls.TLS}
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(
+                "BREACH_SMTP_URL must look like smtp://host:25, smtp+starttls://user:pass@host:587"
+                " or smtps://user:pass@host:465"
+            )
+        self.smtp_tls = schemes[parts.scheme]
+        self.smtp_host = parts.hostname
+        self.smtp_port = parts.port or {"smtps": 465, "smtp+starttls": 587}.get(parts.scheme, 25)
+        if parts.username:
+            self.smtp_user = unquote(parts.username)
+        if parts.password:
+            self.smtp_password = SecretStr(unquote(parts.password))
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'breach.db').resolve()}"
+
+    @property
+    def outbox(self) -> Path:
+        return self.outbox_dir or self.home / "outbox"
+
+    @property
+    def reports(self) -> Path:
+        return self.reports_dir or self.home / "reports"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"

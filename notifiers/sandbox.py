@@ -1,0 +1,41 @@
+"""The sandbox twin of the email notifier: every message becomes an ``.eml`` file.
+
+Like Django's file email backend, it goes through the same message builder as the real
+one, so what lands in the outbox is byte for byte what an SMTP server would receive. Files
+are named by Message-ID, so a resend after a crash overwrites rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
+from notifiers.email_message import build_email
+
+
+class OutboxEmailNotifier:
+    name = "sandbox-email"
+
+    def __init__(self, outbox: Path, sender: str, organisation: str) -> None:
+        self.directory = outbox / "email"
+        self.sender = sender
+        self.organisation = organisation
+
+    def _write(self, msg: OutboundMessage) -> DeliveryResult:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", msg.message_id.strip("<>")) + ".eml"
+        target = self.directory / name
+        temporary = target.with_suffix(".tmp")
+        temporary.write_bytes(build_email(msg, self.sender, self.organisation).as_bytes())
+        os.replace(temporary, target)
+        return DeliveryResult(
+            notification_id=msg.notification_id,
+            status=DeliveryStatus.SENT,
+            provider_message_id=msg.message_id,
+        )
+
+    async def send(self, batch: list[OutboundMessage]) -> list[DeliveryResult]:
+        return await asyncio.to_thread(lambda: [self._write(msg) for msg in batch])

@@ -1,0 +1,82 @@
+"""Build incidents with affected people the way a user would: declare, notice, import."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+
+from models import commands
+from models.base import utcnow
+from models.db import Database
+from models.incident import Severity
+from models.notice import parse_notice_texts
+from models.settings import Settings
+
+EXAMPLE_NOTICE = Path(__file__).resolve().parents[1] / "examples" / "notice.yaml"
+
+
+@dataclass(frozen=True)
+class Person:
+    subject_id: str
+    name: str
+    email: str
+    locale: str
+    country: str
+
+
+def people(count: int, *, broken_every: int = 0) -> list[Person]:
+    """Alternate en / zh-CN people; every ``broken_every``-th has an address without '@'."""
+    result = []
+    for n in range(1, count + 1):
+        chinese = n % 2 == 0
+        email = f"person{n}@example.{'cn' if chinese else 'com'}"
+        if broken_every and n % broken_every == 0:
+            email = email.replace("@", ".at.")
+        result.append(
+            Person(
+                subject_id=f"S{n:05d}",
+                name=f"张{n}" if chinese else f"Person {n}",
+                email=email,
+                locale="zh-CN" if chinese else "en",
+                country="CN" if chinese else "GB",
+            )
+        )
+    return result
+
+
+def write_csv(path: Path, persons: list[Person]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["subject_id", "name", "email", "phone", "locale", "country", "region"])
+        for p in persons:
+            writer.writerow([p.subject_id, p.name, p.email, "", p.locale, p.country, ""])
+    return path
+
+
+def seed_incident(
+    db: Database, settings: Settings, persons: list[Person], *, with_notice: bool = True
+) -> str:
+    from flows.subjects import import_subjects
+
+    csv_path = write_csv(settings.home.parent / "affected.csv", persons)
+    now = utcnow()
+    with db.unit_of_work() as session:
+        incident = commands.declare(
+            session,
+            title="Test incident",
+            description="Records exported with a stolen credential.",
+            severity=Severity.HIGH,
+            detected_at=now - timedelta(days=2),
+            aware_at=now - timedelta(days=1),
+            data_categories=["email", "name"],
+            actor="test:seed",
+        )
+        if with_notice:
+            texts = parse_notice_texts(yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8")))
+            commands.set_notice(session, incident, texts, "test:seed")
+        import_subjects(session, incident, csv_path, "test:seed", "en", settings.home / "rejects")
+        return incident.key

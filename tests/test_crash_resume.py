@@ -1,0 +1,84 @@
+"""``kill -9`` during the send phase, then ``breach run`` again: nobody missed, nobody twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from flows import runtime
+from flows.incident import incident_response
+from models import commands, ledger
+from models.notification import Notification
+from models.timeline import TimelineEvent, verify_chain
+from tests.factories import people, seed_incident
+
+BREACH = str(Path(sys.executable).parent / "breach")
+BATCH = 100
+
+
+def test_killed_mid_send_then_rerun_leaves_exactly_one_sent_row_per_person(
+    db, settings, live_smtp, prefect_api, monkeypatch
+):
+    monkeypatch.setenv("BREACH_BATCH_SIZE", str(BATCH))
+    runtime.reset()
+    persons = people(600)
+    key = seed_incident(db, settings, persons)
+    live_smtp.delay = 0.01  # slow enough that the kill lands in the middle
+
+    child = subprocess.Popen(
+        [BREACH, "run", key],
+        env={**os.environ, "PREFECT_API_URL": prefect_api},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while len(live_smtp.received) < 250:
+        if child.poll() is not None:
+            raise AssertionError(f"child ended early: {child.stdout.read().decode()}")
+        assert time.monotonic() < deadline, "the child never got to sending"
+        time.sleep(0.01)
+    child.kill()  # SIGKILL: no cleanup, no lease released
+    child.wait()
+    child.stdout.close()
+
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        interrupted = ledger.counts(session, incident)
+        assert incident.state == "notifying"
+    # Killed in the middle of a batch: it stays leased to a process that no longer exists.
+    assert interrupted.get("sending") == BATCH
+    assert interrupted.get("sent", 0) + BATCH < len(persons)
+
+    summary = incident_response(key, requested_by="test-after-crash")
+
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        rows_per_person = Counter(
+            session.scalars(
+                select(Notification.subject_id).where(Notification.incident_id == incident.id)
+            )
+        )
+        states = ledger.counts(session, incident)
+        resumed = session.scalar(
+            select(func.count()).where(
+                TimelineEvent.incident_id == incident.id, TimelineEvent.kind == "step.started"
+            )
+        )
+        assert verify_chain(session, incident).ok
+    assert set(rows_per_person.values()) == {1} and len(rows_per_person) == len(persons)
+    assert states == {"sent": len(persons)}
+    assert summary.state == "closed" and summary.notified == len(persons)
+    assert resumed >= 4  # assess, notify, notify again (resumed), report
+
+    received = live_smtp.by_recipient()
+    assert set(received) == {p.email for p in persons}
+    duplicates = sum(len(m) - 1 for m in received.values())
+    assert duplicates <= BATCH  # at most the batch that was in flight
+    for messages in received.values():  # a resend carries the same Message-ID
+        assert len({m["Message-ID"] for m in messages}) == 1

@@ -15,8 +15,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-# Prefect reads its settings when imported; quiet by default on a terminal.
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Prefect reads its settings when imported. Its console log would repeat, with a traceback,
+# what this CLI already reports (and the timeline records); PREFECT_LOGGING_LEVEL=INFO
+# brings it back. Errors that are not the user's still end in a traceback from main().
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
 
 from flows import runtime
 from models import commands, ledger

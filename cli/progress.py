@@ -50,8 +50,11 @@ def run_with_progress(incident_key: str, requested_by: str, console: Console) ->
     poller = threading.Thread(target=poll, name="ledger-progress", daemon=True)
     with progress:
         poller.start()
+        outcome = "Stopped"
         try:
-            return incident_response(incident_key, requested_by=requested_by)
+            summary = incident_response(incident_key, requested_by=requested_by)
+            outcome = "Notified"
+            return summary
         finally:
             stop.set()
             poller.join()
@@ -59,4 +62,6 @@ def run_with_progress(incident_key: str, requested_by: str, console: Console) ->
                 counts = ledger.counts(session, get_incident(session, incident_key))
             total = sum(counts.values())
             done = sum(n for state, n in counts.items() if state in FINAL_STATES)
-            progress.update(bar, description="Notified", total=total or 1, completed=done)
+            progress.update(
+                bar, description=outcome, total=total, completed=done, visible=total > 0
+            )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -61,8 +61,8 @@ class TimelineEvent(Base):
         body = {
             "incident_id": self.incident_id,
             "seq": self.seq,
-            "occurred_at": self.occurred_at.isoformat(timespec="microseconds"),
-            "recorded_at": self.recorded_at.isoformat(timespec="microseconds"),
+            "occurred_at": _canonical_time(self.occurred_at),
+            "recorded_at": _canonical_time(self.recorded_at),
             "actor": self.actor,
             "kind": self.kind,
             "payload": self.payload,
@@ -70,6 +70,11 @@ class TimelineEvent(Base):
         }
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical_time(moment: datetime) -> str:
+    """UTC, to the microsecond: what every backend gives back, whatever offset came in."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @event.listens_for(TimelineEvent, "before_update")
@@ -100,7 +105,7 @@ def record(
     entry = TimelineEvent(
         incident_id=incident.id,
         seq=length + 1,
-        occurred_at=occurred_at or now,
+        occurred_at=(occurred_at or now).astimezone(UTC),
         recorded_at=now,
         actor=actor,
         kind=str(kind),

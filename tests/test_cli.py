@@ -1,0 +1,149 @@
+"""The ``breach`` command as a user types it: a real process for every command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tests.factories import EXAMPLE_NOTICE, people, write_csv
+
+BREACH = str(Path(sys.executable).parent / "breach")
+
+
+@pytest.fixture
+def breach(settings, prefect_api):
+    """Run ``breach ARGS`` in the test's home; returns the completed process."""
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_LEVEL"}  # as a user's
+    env |= {"PREFECT_API_URL": prefect_api, "COLUMNS": "200"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [BREACH, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    return run
+
+
+def tamper(db, seq: int) -> None:
+    """What someone with database rights could do: drop the guard, edit one event."""
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            conn.exec_driver_sql("DROP TRIGGER timeline_no_update")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER timeline_append_only ON timeline_events")
+        conn.execute(
+            text("UPDATE timeline_events SET actor = 'someone-else' WHERE seq = :seq"),
+            {"seq": seq},
+        )
+
+
+def test_by_hand_declare_import_run_show_timeline_verify(breach, db, settings, tmp_path):
+    declared = breach(
+        "declare", "--title", "Support credential misuse", "--severity", "high",
+        "--detected-at", "2026-11-20T09:30:00+08:00", "--aware-at", "2026-11-20T15:00:00+08:00",
+        "--data-category", "email", "--data-category", "phone",
+        "--description", "A stolen credential was used to export records.",
+        "--notice", str(EXAMPLE_NOTICE),
+    )  # fmt: skip
+    assert declared.returncode == 0, declared.stderr
+    key = declared.stdout.strip()
+    assert key.startswith("INC-2026-")
+
+    csv_path = write_csv(tmp_path / "affected.csv", people(12, broken_every=5))
+    with csv_path.open("a", encoding="utf-8") as handle:
+        handle.write("S00001,Again,again@example.com,,en,GB,\n")  # duplicate id, line 14
+        handle.write(",No Id,noid@example.com,,en,GB,\n")  # line 15
+    imported = breach("subjects", "import", key, str(csv_path))
+    assert imported.returncode == 0, imported.stderr
+    assert "12 people imported" in imported.stdout and "2 rejected" in imported.stdout
+    assert "14" in imported.stdout and "already appears on line 2" in imported.stdout
+    assert "15" in imported.stdout and "subject_id is empty" in imported.stdout
+    assert "person5" not in imported.stdout  # problems are reported without the address
+
+    ran = breach("run", key)
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    assert "People notified:   10" in ran.stdout
+    assert "People unreachable: 2" in ran.stdout
+
+    shown = breach("show", key)
+    assert "closed" in shown.stdout and "notices sent" in shown.stdout
+    assert "2026-11-20 07:00:00 UTC" in shown.stdout  # aware-at, normalized to UTC
+    assert "2026-12-20 07:00:00 UTC" in shown.stdout  # + 30 calendar days
+
+    events = json.loads(breach("timeline", key, "--json").stdout)["events"]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "incident.declared" and kinds[-1] == "run.finished"
+    imported_event = next(e for e in events if e["kind"] == "subjects.imported")
+    assert imported_event["payload"]["accepted"] == 12
+    assert imported_event["payload"]["rejected"] == 2
+    assert [r["line"] for r in imported_event["payload"]["rejected_lines"]] == [14, 15]
+
+    again = breach("run", key)
+    assert "nothing to do, nothing was sent" in again.stdout
+
+    verified = breach("audit", "verify", key)
+    assert verified.returncode == 0 and "verified" in verified.stdout
+    tamper(db, seq=3)
+    broken = breach("audit", "verify", key)
+    assert broken.returncode == 1
+    assert "BROKEN at event 3" in broken.stderr
+
+
+def test_user_mistakes_get_a_clear_message_not_a_traceback(breach, tmp_path):
+    missing = breach("show", "INC-2026-9999")
+    assert missing.returncode == 1
+    assert "no incident 'INC-2026-9999'" in missing.stderr
+    assert "Traceback" not in missing.stderr + missing.stdout
+
+    bad_time = breach(
+        "declare", "--title", "t", "--severity", "high", "--detected-at", "yesterday",
+        "--aware-at", "2026-11-20T15:00:00", "--data-category", "email", "--description", "d",
+    )  # fmt: skip
+    assert bad_time.returncode != 0 and "not an ISO 8601 time" in bad_time.stderr
+
+    notice = tmp_path / "notice.yaml"
+    notice.write_text("en:\n  subject_line: Hello\n", encoding="utf-8")
+    incomplete = breach(
+        "declare", "--title", "t", "--severity", "high", "--detected-at", "2026-11-20T09:00:00",
+        "--aware-at", "2026-11-20T15:00:00", "--data-category", "email", "--description", "d",
+        "--notice", str(notice),
+    )  # fmt: skip
+    assert incomplete.returncode == 1
+    assert "'en'" in incomplete.stderr and "what_happened" in incomplete.stderr
+    assert "Traceback" not in incomplete.stderr
+
+
+def test_run_without_people_explains_what_to_do(breach):
+    key = breach(
+        "declare", "--title", "t", "--severity", "low", "--detected-at", "2026-11-20T09:00:00",
+        "--aware-at", "2026-11-20T15:00:00", "--data-category", "email", "--description", "d",
+        "--notice", str(EXAMPLE_NOTICE),
+    ).stdout.strip()  # fmt: skip
+    ran = breach("run", key)
+    assert ran.returncode == 1
+    assert f"breach subjects import {key}" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+def test_demo_runs_the_whole_response_in_the_sandbox(breach, settings):
+    ran = breach("demo", "--people", "80")
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    outbox = settings.home / "outbox" / "email"
+    notified = int(ran.stdout.split("People notified:")[1].split()[0])
+    unreachable = int(ran.stdout.split("People unreachable:")[1].split()[0])
+    assert notified + unreachable == 80 and notified > 60
+    assert len(list(outbox.glob("*.eml"))) == notified
+    assert str(outbox.resolve()) in ran.stdout.replace("\n", "")
+    assert "breach timeline INC-" in ran.stdout
+    assert "line 82: subject_id 'U000001' already appears on line 2" in ran.stdout

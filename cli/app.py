@@ -144,9 +144,9 @@ def subjects_import(
     console.print(
         f"{key}: {report.rows} rows read, [green]{report.accepted} people imported[/], "
         f"[red]{len(report.rejected)} rejected[/], "
-        f"{len({n for n, _ in report.warnings})} with contact problems"
+        f"{len(report.contact_problem_lines)} with contact problems"
     )
-    for title, lines in (("Rejected", report.rejected), ("Contact problems", report.warnings)):
+    for title, lines in (("Rejected", report.rejected), ("Warnings", report.warnings)):
         if lines:
             table = Table("line", "reason", title=title, title_justify="left")
             for line, reason in lines[:20]:
@@ -206,7 +206,7 @@ def show(key: Key) -> None:
     table.add_row("detected", fmt(incident.detected_at))
     table.add_row("aware", fmt(incident.aware_at))
     table.add_row("contained", fmt(incident.contained_at))
-    table.add_row("policy deadline", fmt(incident.policy_deadline))
+    table.add_row("policy deadline", _deadline(incident))
     table.add_row("closed", fmt(incident.closed_at))
     table.add_row("declared by", incident.declared_by)
     table.add_row("affected people", str(people))
@@ -215,6 +215,22 @@ def show(key: Key) -> None:
         table.add_row(f"notices {state}", str(n))
     table.add_row("timeline events", str(incident.timeline_length))
     console.print(table)
+
+
+def _deadline(incident: Incident) -> str:
+    """The policy deadline and where we stand against it: the one date that must not slip."""
+    from models.base import utcnow
+
+    due = incident.policy_deadline
+    if due is None:
+        return "set when assessed"
+    if incident.closed_at:
+        verdict = "[green]met[/]" if incident.closed_at <= due else "[red]missed[/]"
+        return f"{fmt(due)} ({verdict})"
+    left = due - utcnow()
+    if left.total_seconds() < 0:
+        return f"{fmt(due)} ([red]overdue by {-left.days} days[/])"
+    return f"{fmt(due)} (in {left.days} days {left.seconds // 3600} h)"
 
 
 @app.command("list")
@@ -267,22 +283,23 @@ def timeline(
         )
         return
     table = Table(
-        "#",
-        "recorded",
-        "actor",
-        "kind",
-        "details",
-        title=f"{incident.key} timeline",
-        title_justify="left",
-    )
+        "#", "happened", "recorded", "actor", "kind", "details",
+        title=f"{incident.key} timeline", title_justify="left",
+    )  # fmt: skip
     for e in events:
-        table.add_row(str(e.seq), fmt(e.recorded_at), e.actor, e.kind, _brief(e.payload))
+        happened = "" if e.occurred_at == e.recorded_at else fmt(e.occurred_at)
+        table.add_row(str(e.seq), happened, fmt(e.recorded_at), e.actor, e.kind, _brief(e.payload))
     console.print(table)
 
 
 def _brief(payload: dict) -> str:
-    text = json.dumps(payload, ensure_ascii=False, separators=(", ", "=")).strip("{}")
-    return text if len(text) <= 160 else text[:157] + "…"
+    """``key=value, …`` on one line; the full payload is in ``--json``."""
+    parts = []
+    for name, value in payload.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{name}={shown}")
+    text = ", ".join(parts)
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 @audit_app.command("verify")

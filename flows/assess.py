@@ -26,7 +26,7 @@ from notifiers.render import choose_locale, notice_locales
 def assess(incident_key: str, actor: str) -> None:
     config = settings()
     with database().unit_of_work() as session:
-        incident = get_incident(session, incident_key)
+        incident = get_incident(session, incident_key, lock=True)
         if incident.has_reached(IncidentState.ASSESSED):
             return
         step_started(session, incident, "assess", actor)

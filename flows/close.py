@@ -15,7 +15,7 @@ from models.timeline import advance
 @task(name="close", **STEP_TASK)
 def close(incident_key: str, actor: str) -> None:
     with database().unit_of_work() as session:
-        incident = get_incident(session, incident_key)
+        incident = get_incident(session, incident_key, lock=True)
         if incident.has_reached(IncidentState.CLOSED):
             return
         incident.closed_at = utcnow()

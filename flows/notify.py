@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 from prefect import flow, task
 
@@ -18,10 +19,10 @@ from flows.steps import STEP_TASK, step_finished, step_started
 from models import ledger
 from models.base import utcnow
 from models.commands import get_incident, latest_notice
-from models.delivery import Channel, OutboundMessage
-from models.errors import BreachError
+from models.delivery import Channel, DeliveryResult, DeliveryStatus, OutboundMessage
+from models.errors import BreachError, ProviderUnavailable
 from models.incident import Incident, IncidentState
-from models.notice import NoticeContent, NoticeText, NoticeVersion
+from models.notice import NoticeContent, NoticeText
 from models.notification import Notification
 from models.settings import Settings
 from models.timeline import EventKind, advance, record
@@ -35,11 +36,25 @@ MAX_IDLE_WAIT = 5.0  # seconds between looks at the ledger while retries are pen
 
 @flow(name="notify")
 def notify(incident_key: str, actor: str) -> None:
-    """Send every queued notice; wait for due retries; stop when every row is final."""
+    """Send every queued notice; wait for due retries; stop when every row is final.
+
+    A provider outage is waited out with the retry policy's backoff, up to its number of
+    attempts; then the run stops with the reason and the rest stays queued for the next run.
+    """
     queue_notices(incident_key, actor)
     worker = ledger.worker_id()
+    policy = retry_policy(settings())
+    outages = 0
     while True:
-        if send_batch(incident_key, worker):
+        try:
+            if send_batch(incident_key, worker):
+                outages = 0
+                continue
+        except ProviderUnavailable:
+            outages += 1
+            if outages >= policy.max_attempts:
+                raise
+            time.sleep(policy.delay(outages))
             continue
         wait = seconds_until_due(incident_key)
         if wait is None:
@@ -51,7 +66,7 @@ def notify(incident_key: str, actor: str) -> None:
 @task(name="queue-notices", **STEP_TASK)
 def queue_notices(incident_key: str, actor: str) -> None:
     with database().unit_of_work() as session:
-        incident = get_incident(session, incident_key)
+        incident = get_incident(session, incident_key, lock=True)
         if incident.has_reached(IncidentState.NOTIFIED):
             return
         resumed = incident.state == IncidentState.NOTIFYING
@@ -78,44 +93,67 @@ def queue_notices(incident_key: str, actor: str) -> None:
 
 @task(name="send-batch", **STEP_TASK)
 def send_batch(incident_key: str, worker: str) -> int:
-    """Lease one batch, render and send it, record each result; returns how many were leased."""
+    """Lease one batch, render and send it, record each result; returns how many were leased.
+
+    If the provider cannot be used at all, the untried rows go back to the queue without
+    costing the people an attempt and ``ProviderUnavailable`` is raised: a mail-server outage
+    must not write anyone off as unreachable.
+    """
     config = settings()
     db = database()
     with db.unit_of_work() as session:
         incident = get_incident(session, incident_key)
         rows = ledger.claim(session, incident, worker, config.batch_size, config.lease_seconds)
-        notices = {n.version: n for n in [latest_notice(session, incident)] if n}
+        notice = latest_notice(session, incident)
     if not rows:
         return 0
     try:
-        messages = [_message(row, incident, notices[row.notice_version], config) for row in rows]
+        assert notice is not None  # assess refuses to finish without one
+        texts = notice.parsed()
+        writable = notice_locales() & set(texts)
+        messages = [_message(row, incident, texts, writable, config) for row in rows]
         results = asyncio.run(email_notifier(config).send(messages))
-    except BaseException as exc:
-        with db.unit_of_work() as session:
-            ledger.release(session, worker, [row.id for row in rows], f"batch not sent: {exc}")
+    except BaseException as exc:  # nothing was tried: hand the whole batch back, then stop
+        results = [
+            DeliveryResult(notification_id=row.id, status=DeliveryStatus.DEFERRED, detail=str(exc))
+            for row in rows
+        ]
+        _record(incident_key, worker, results, config, leased=len(rows))
         raise
-    policy = ledger.RetryPolicy(
-        config.max_attempts, config.retry_base_seconds, config.retry_max_seconds
-    )
-    with db.unit_of_work() as session:
-        outcome = ledger.record_results(session, worker, results, policy)
-        incident = get_incident(session, incident_key)
-        record(
-            session,
-            incident,
-            EventKind.NOTICE_BATCH_SENT,
-            f"flow:notify/{worker}",
-            {"channel": str(CHANNEL), "leased": len(rows), **outcome},
+    outcome = _record(incident_key, worker, results, config, leased=len(rows))
+    if outcome["deferred"]:
+        reason = next(r.detail for r in results if r.status is DeliveryStatus.DEFERRED)
+        raise ProviderUnavailable(
+            f"{reason}. Nothing was lost: {outcome['deferred']} notices are back in the queue; "
+            f"run `breach run {incident_key}` again once the provider is reachable"
         )
     return len(rows)
 
 
+def _record(
+    incident_key: str, worker: str, results: list[DeliveryResult], config: Settings, leased: int
+) -> Counter[str]:
+    with database().unit_of_work() as session:
+        outcome = ledger.record_results(session, worker, results, retry_policy(config))
+        record(
+            session,
+            get_incident(session, incident_key),
+            EventKind.NOTICE_BATCH_SENT,
+            f"flow:notify/{worker}",
+            {"channel": str(CHANNEL), "leased": leased, **outcome},
+        )
+    return outcome
+
+
 def _message(
-    row: Notification, incident: Incident, notice: NoticeVersion, config: Settings
+    row: Notification,
+    incident: Incident,
+    texts: dict[str, NoticeText],
+    writable: frozenset[str],
+    config: Settings,
 ) -> OutboundMessage:
-    texts: dict[str, NoticeText] = notice.parsed()
     subject = row.subject
-    locale = choose_locale(subject.locale, notice_locales() & set(texts), config.default_locale)
+    locale = choose_locale(subject.locale, writable, config.default_locale)
     text = texts[locale]
     content = NoticeContent(
         locale=locale,
@@ -142,6 +180,12 @@ def _message(
     )
 
 
+def retry_policy(config: Settings) -> ledger.RetryPolicy:
+    return ledger.RetryPolicy(
+        config.max_attempts, config.retry_base_seconds, config.retry_max_seconds
+    )
+
+
 def seconds_until_due(incident_key: str) -> float | None:
     with database().unit_of_work() as session:
         due = ledger.next_due(session, get_incident(session, incident_key))
@@ -151,7 +195,7 @@ def seconds_until_due(incident_key: str) -> float | None:
 @task(name="finish-notify", **STEP_TASK)
 def finish_notify(incident_key: str, actor: str) -> None:
     with database().unit_of_work() as session:
-        incident = get_incident(session, incident_key)
+        incident = get_incident(session, incident_key, lock=True)
         if incident.has_reached(IncidentState.NOTIFIED):
             return
         left = ledger.unfinished(session, incident)

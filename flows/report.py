@@ -27,7 +27,7 @@ PHASE = "initial"
 def report(incident_key: str, actor: str) -> None:
     config = settings()
     with database().unit_of_work() as session:
-        incident = get_incident(session, incident_key)
+        incident = get_incident(session, incident_key, lock=True)
         if incident.has_reached(IncidentState.REPORTED):
             return
         step_started(session, incident, "report", actor, phase=PHASE)

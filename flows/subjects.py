@@ -29,6 +29,8 @@ KNOWN_COLUMNS = ("subject_id", "name", "email", "phone", "locale", "country", "r
 CONTACT_COLUMNS = ("email", "phone")
 LOCALE = re.compile(r"^([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|\d{3}))?$", re.IGNORECASE)
 MAX_FIELD = 1000  # longer cells are hostile or broken exports; no real name is this long
+MAX_SUBJECT_ID = 200  # the stored width; a longer id could not be matched on re-import
+MAX_NAME = 300
 
 
 @dataclass
@@ -38,6 +40,7 @@ class ImportReport:
     accepted: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[tuple[int, str]] = field(default_factory=list)
+    contact_problem_lines: set[int] = field(default_factory=set)
     ignored_columns: list[str] = field(default_factory=list)
     reject_file: Path | None = None
 
@@ -63,7 +66,9 @@ def _email(raw: str) -> tuple[str | None, str | None]:
     if not raw:
         return None, None
     try:
-        return validate_email(raw, check_deliverability=False).normalized, None
+        # No SMTPUTF8: Python's email package cannot write a non-ASCII local part.
+        checked = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+        return checked.normalized, None
     except EmailNotValidError as exc:
         return None, f"invalid email address: {exc}"
 
@@ -136,6 +141,9 @@ def import_subjects(
             if not external_id:
                 report.rejected.append((line, "subject_id is empty"))
                 continue
+            if len(external_id) > MAX_SUBJECT_ID:
+                report.rejected.append((line, f"subject_id is over {MAX_SUBJECT_ID} characters"))
+                continue
             if external_id in seen:
                 report.rejected.append(
                     (
@@ -168,7 +176,7 @@ def import_subjects(
             "rows": report.rows,
             "accepted": report.accepted,
             "rejected": len(report.rejected),
-            "with_contact_problems": len({line for line, _ in report.warnings}),
+            "with_contact_problems": len(report.contact_problem_lines),
             "rejected_lines": [{"line": n, "reason": r} for n, r in report.rejected[:1000]],
             "ignored_columns": report.ignored_columns,
         },
@@ -203,15 +211,22 @@ def _subject_row(
     email, email_problem = _email(values.get("email", ""))
     phone, phone_problem = _phone(values.get("phone", ""), country)
     locale, locale_problem = normalize_locale(values.get("locale", ""), default_locale)
-    for problem in (email_problem, phone_problem, locale_problem):
+    name = values.get("name") or None
+    if name and len(name) > MAX_NAME:
+        report.warnings.append((line, f"name cut to its first {MAX_NAME} characters"))
+        name = name[:MAX_NAME]
+    for problem in (email_problem, phone_problem):
         if problem:
             report.warnings.append((line, problem))
+            report.contact_problem_lines.add(line)
+    if locale_problem:
+        report.warnings.append((line, locale_problem))
     if not email and not phone:
         email_problem = email_problem or "no email address given"
     return {
         "incident_id": incident.id,
-        "external_id": values["subject_id"][:200],
-        "name": values.get("name") or None,
+        "external_id": values["subject_id"],
+        "name": name,
         "email": email,
         "email_problem": email_problem,
         "phone": phone,

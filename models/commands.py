@@ -22,8 +22,11 @@ from models.timeline import EventKind, record
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def get_incident(session: Session, key: str) -> Incident:
-    incident = session.scalar(select(Incident).where(Incident.key == key.strip().upper()))
+def get_incident(session: Session, key: str, *, lock: bool = False) -> Incident:
+    """The incident by key; ``lock`` holds its row until commit, so that two runs of the
+    same incident take each step one after the other (SQLite's writers queue anyway)."""
+    query = select(Incident).where(Incident.key == key.strip().upper())
+    incident = session.scalar(query.with_for_update() if lock else query)
     if incident is None:
         raise NotFound(f"no incident {key!r}; `breach list` shows the incidents there are")
     return incident

@@ -19,6 +19,10 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"  # the provider accepted the message
     FAILED_TEMPORARY = "failed_temporary"  # try again later
     FAILED_PERMANENT = "failed_permanent"  # this channel will not reach this person
+    #: Not attempted: the provider itself could not be used (down, refusing our sender,
+    #: rejecting our credentials). Says nothing about the person, so it is not counted
+    #: as one of their attempts; the dispatcher stops and the run can be resumed.
+    DEFERRED = "deferred"
 
 
 class OutboundMessage(BaseModel):

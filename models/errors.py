@@ -15,3 +15,7 @@ class IllegalTransition(BreachError):
 
 class InvalidInput(BreachError):
     pass
+
+
+class ProviderUnavailable(BreachError):
+    """A notifier's provider cannot be used right now; nothing was lost, retry later."""

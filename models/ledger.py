@@ -173,6 +173,11 @@ def record_results(
             continue
         row.lease_owner = row.lease_expires_at = None
         row.last_error = result.detail
+        if result.status is DeliveryStatus.DEFERRED:
+            row.state, row.retry_at = State.FAILED_TEMPORARY, now
+            row.attempts -= 1  # never tried: not one of this person's attempts
+            outcome["deferred"] += 1
+            continue
         if result.status is DeliveryStatus.SENT:
             row.state, row.sent_at, row.retry_at = State.SENT, now, None
             row.provider_message_id = result.provider_message_id
@@ -187,21 +192,6 @@ def record_results(
                 row.last_error = f"gave up after {row.attempts} attempts: {result.detail}"
         outcome[str(row.state)] += 1
     return outcome
-
-
-def release(session: Session, worker: str, ids: list[int], reason: str) -> None:
-    """Give leased rows back for an immediate retry after a batch could not be attempted."""
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids), Notification.lease_owner == worker)
-        .values(
-            state=State.FAILED_TEMPORARY,
-            retry_at=utcnow(),
-            lease_owner=None,
-            lease_expires_at=None,
-            last_error=reason[:480],
-        )
-    )
 
 
 def next_due(session: Session, incident: Incident) -> datetime | None:

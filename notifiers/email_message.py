@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -16,7 +18,26 @@ def message_id(idempotency_key: str, sender: str) -> str:
     return f"<{idempotency_key}@{domain}>"
 
 
+def scrub(text: str, recipient: str) -> str:
+    """Replace the recipient's address in a provider's or library's message: details of
+    failures reach the ledger and logs, contact details must not."""
+    return re.sub(re.escape(recipient), "<recipient>", text, flags=re.IGNORECASE)[:480]
+
+
+class UnbuildableMessage(ValueError):
+    """This message cannot be written as MIME (e.g. a non-ASCII local part); a per-person
+    permanent failure for email, never a reason to fail the batch."""
+
+
 def build_email(msg: OutboundMessage, sender: str, organisation: str) -> EmailMessage:
+    try:
+        return _build(msg, sender, organisation)
+    except (ValueError, TypeError, MessageError) as exc:
+        detail = scrub(f"the email cannot be built: {exc}", msg.recipient)
+        raise UnbuildableMessage(detail) from None
+
+
+def _build(msg: OutboundMessage, sender: str, organisation: str) -> EmailMessage:
     email = EmailMessage()
     email["From"] = formataddr((organisation, sender))
     email["To"] = Address(display_name=msg.recipient_name or "", addr_spec=msg.recipient)

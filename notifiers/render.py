@@ -30,6 +30,7 @@ def environment(root: Path = TEMPLATES) -> ImmutableSandboxedEnvironment:
     )
 
 
+@cache
 def notice_locales(channel: str = "email") -> frozenset[str]:
     """Locales that have templates for ``channel``, read from the file names."""
     return frozenset(

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
-from notifiers.email_message import build_email
+from notifiers.email_message import UnbuildableMessage, build_email
 
 
 class OutboxEmailNotifier:
@@ -25,11 +25,18 @@ class OutboxEmailNotifier:
         self.organisation = organisation
 
     def _write(self, msg: OutboundMessage) -> DeliveryResult:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            content = build_email(msg, self.sender, self.organisation).as_bytes()
+        except UnbuildableMessage as exc:
+            return DeliveryResult(
+                notification_id=msg.notification_id,
+                status=DeliveryStatus.FAILED_PERMANENT,
+                detail=str(exc),
+            )
         name = re.sub(r"[^A-Za-z0-9._-]", "_", msg.message_id.strip("<>")) + ".eml"
         target = self.directory / name
         temporary = target.with_suffix(".tmp")
-        temporary.write_bytes(build_email(msg, self.sender, self.organisation).as_bytes())
+        temporary.write_bytes(content)
         os.replace(temporary, target)
         return DeliveryResult(
             notification_id=msg.notification_id,
@@ -38,4 +45,5 @@ class OutboxEmailNotifier:
         )
 
     async def send(self, batch: list[OutboundMessage]) -> list[DeliveryResult]:
+        self.directory.mkdir(parents=True, exist_ok=True)
         return await asyncio.to_thread(lambda: [self._write(msg) for msg in batch])

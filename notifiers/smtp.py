@@ -1,28 +1,29 @@
 """Email over SMTP with aiosmtplib: a small pool of connections working one batch.
 
-Outcomes are normalized per recipient: a 4xx reply, a dropped connection or a timeout is
-``failed_temporary`` (the dispatcher retries later); a 5xx reply is ``failed_permanent``.
-Server replies often quote the recipient's address; it is replaced before the reply is
-kept as the failure's detail, since details reach logs and the ledger.
+Outcomes are normalized per recipient: a 4xx reply or a connection dropped mid-message is
+``failed_temporary`` (the dispatcher retries later); a 5xx reply to the recipient or the
+message is ``failed_permanent``. When the server cannot be used at all (unreachable, our
+credentials or sender refused) the messages not yet tried are ``deferred``: that says
+nothing about the people, and they are not charged an attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
+from email.message import EmailMessage
 
 import aiosmtplib
 
 from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
 from models.settings import SmtpTls
-from notifiers.email_message import build_email
+from notifiers.email_message import UnbuildableMessage, build_email, scrub
 
-TRANSIENT_ERRORS = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError)
+CONNECTION_LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError)
 
 
-def _scrub(text: str, recipient: str) -> str:
-    return re.sub(re.escape(recipient), "<recipient>", text, flags=re.IGNORECASE)[:480]
+class _ServerUnusable(Exception):
+    """Raised inside a worker when the server refuses us rather than a recipient."""
 
 
 def _classify(code: int) -> DeliveryStatus:
@@ -49,6 +50,7 @@ class SmtpEmailNotifier:
         self.sender = sender
         self.organisation = organisation
         self.pool_size = pool_size
+        self.server = f"{host}:{port}"
         self._connection_options = {
             "hostname": host,
             "port": port,
@@ -77,22 +79,22 @@ class SmtpEmailNotifier:
         try:
             while not pending.empty():
                 msg = pending.get_nowait()
-                if smtp is None or not smtp.is_connected:
-                    try:
-                        smtp = aiosmtplib.SMTP(**self._connection_options)
-                        await smtp.connect()
-                    except (aiosmtplib.SMTPException, OSError) as exc:
-                        # The server cannot be reached: everything still queued waits too.
-                        smtp = None
-                        detail = f"cannot connect to the SMTP server: {exc}"
-                        results.append(self._failed(msg, DeliveryStatus.FAILED_TEMPORARY, detail))
-                        while not pending.empty():
-                            other = pending.get_nowait()
-                            results.append(
-                                self._failed(other, DeliveryStatus.FAILED_TEMPORARY, detail)
-                            )
-                        return
-                results.append(await self._send_one(smtp, msg))
+                try:
+                    email = build_email(msg, self.sender, self.organisation)
+                except UnbuildableMessage as exc:
+                    results.append(_result(msg, DeliveryStatus.FAILED_PERMANENT, str(exc)))
+                    continue
+                try:
+                    if smtp is None or not smtp.is_connected:
+                        smtp = await self._connect()
+                    results.append(await self._send_one(smtp, msg, email))
+                except _ServerUnusable as exc:
+                    # Every message still queued would meet the same refusal: defer them all.
+                    results.append(_result(msg, DeliveryStatus.DEFERRED, str(exc)))
+                    while not pending.empty():
+                        other = pending.get_nowait()
+                        results.append(_result(other, DeliveryStatus.DEFERRED, str(exc)))
+                    return
         finally:
             if smtp is not None and smtp.is_connected:
                 try:
@@ -100,28 +102,42 @@ class SmtpEmailNotifier:
                 except (aiosmtplib.SMTPException, OSError):
                     smtp.close()
 
-    async def _send_one(self, smtp: aiosmtplib.SMTP, msg: OutboundMessage) -> DeliveryResult:
-        email = build_email(msg, self.sender, self.organisation)
+    async def _connect(self) -> aiosmtplib.SMTP:
+        smtp = aiosmtplib.SMTP(**self._connection_options)
+        try:
+            await smtp.connect()  # includes STARTTLS and login when configured
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise _ServerUnusable(f"SMTP server {self.server} unavailable: {exc}") from None
+        return smtp
+
+    async def _send_one(
+        self, smtp: aiosmtplib.SMTP, msg: OutboundMessage, email: EmailMessage
+    ) -> DeliveryResult:
         try:
             await smtp.send_message(email, sender=self.sender, recipients=[msg.recipient])
+        except aiosmtplib.SMTPSenderRefused as exc:
+            raise _ServerUnusable(
+                f"SMTP server {self.server} refused our sender: {exc.code} {exc.message}"
+            ) from None
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
-            return self._failed(msg, _classify(refused.code), f"{refused.code} {refused.message}")
+            return _result(msg, _classify(refused.code), f"{refused.code} {refused.message}")
         except aiosmtplib.SMTPResponseException as exc:
-            return self._failed(msg, _classify(exc.code), f"{exc.code} {exc.message}")
-        except TRANSIENT_ERRORS as exc:
+            return _result(msg, _classify(exc.code), f"{exc.code} {exc.message}")
+        except aiosmtplib.SMTPNotSupported as exc:
+            return _result(msg, DeliveryStatus.FAILED_PERMANENT, f"not supported: {exc}")
+        except CONNECTION_LOST as exc:
             smtp.close()
-            return self._failed(msg, DeliveryStatus.FAILED_TEMPORARY, f"connection lost: {exc}")
+            return _result(msg, DeliveryStatus.FAILED_TEMPORARY, f"connection lost: {exc}")
         return DeliveryResult(
             notification_id=msg.notification_id,
             status=DeliveryStatus.SENT,
             provider_message_id=msg.message_id,
         )
 
-    @staticmethod
-    def _failed(msg: OutboundMessage, status: DeliveryStatus, detail: str) -> DeliveryResult:
-        return DeliveryResult(
-            notification_id=msg.notification_id,
-            status=status,
-            detail=_scrub(detail, msg.recipient),
-        )
+
+def _result(msg: OutboundMessage, status: DeliveryStatus, detail: str) -> DeliveryResult:
+    return DeliveryResult(
+        notification_id=msg.notification_id, status=status, detail=scrub(detail, msg.recipient)
+    )

@@ -182,3 +182,36 @@ def test_running_without_notice_texts_fails_with_instructions_and_changes_nothin
         assert ledger.counts(session, incident) == {}
     assert timeline_kinds(db, key)[-1] == "run.failed"
     assert live_smtp.received == []
+
+
+def test_a_mail_server_outage_stops_the_run_loses_nobody_and_a_rerun_finishes(
+    db, settings, smtp_server, monkeypatch
+):
+    """Server down: the run stops with the reason, nobody is written off or charged an
+    attempt; once the server is back, the next run sends to everyone exactly once."""
+    from flows import runtime
+    from models.errors import ProviderUnavailable
+    from tests.conftest import free_port
+
+    controller, handler = smtp_server
+    monkeypatch.setenv("BREACH_NOTIFIER_MODE", "live")
+    monkeypatch.setenv("BREACH_SMTP_URL", f"smtp://127.0.0.1:{free_port()}")  # nobody there
+    runtime.reset()
+    persons = people(5)
+    key = seed_incident(db, settings, persons)
+
+    with pytest.raises(ProviderUnavailable, match="Nothing was lost"):
+        incident_response(key, requested_by="test")
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        assert incident.state == "notifying"
+        assert ledger.counts(session, incident) == {"failed_temporary": 5}
+        attempts = set(session.scalars(select(Notification.attempts)))
+    assert attempts == {0}
+    assert timeline_kinds(db, key)[-1] == "run.failed"
+
+    monkeypatch.setenv("BREACH_SMTP_URL", f"smtp://127.0.0.1:{controller.port}")
+    runtime.reset()
+    summary = incident_response(key, requested_by="test")
+    assert summary.state == "closed" and summary.notified == 5
+    assert sorted(handler.by_recipient()) == sorted(p.email for p in persons)

@@ -82,3 +82,44 @@ def test_killed_mid_send_then_rerun_leaves_exactly_one_sent_row_per_person(
     assert duplicates <= BATCH  # at most the batch that was in flight
     for messages in received.values():  # a resend carries the same Message-ID
         assert len({m["Message-ID"] for m in messages}) == 1
+
+
+def test_two_runs_of_one_incident_at_once_tell_each_person_once(
+    db, settings, live_smtp, prefect_api, monkeypatch
+):
+    """Two workers (say, two machines) on one incident: leases keep them off each other's rows."""
+    monkeypatch.setenv("BREACH_BATCH_SIZE", "50")
+    monkeypatch.setenv("BREACH_SMTP_POOL_SIZE", "1")
+    runtime.reset()
+    persons = people(400)
+    key = seed_incident(db, settings, persons)
+    live_smtp.delay = 0.02  # about 8 s through one connection: the second has time to start
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen([BREACH, "run", key], env=env, stdout=subprocess.PIPE, text=True)
+
+    runs = [start()]
+    deadline = time.monotonic() + 120
+    while len(live_smtp.received) < 20:  # the first is mid-send: now the second joins
+        assert time.monotonic() < deadline and runs[0].poll() is None
+        time.sleep(0.01)
+    runs.append(start())
+    outputs = [run.communicate(timeout=240)[0] for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    received = live_smtp.by_recipient()
+    assert set(received) == {p.email for p in persons}
+    assert all(len(messages) == 1 for messages in received.values())
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        assert ledger.counts(session, incident) == {"sent": len(persons)}
+        batches = session.scalars(
+            select(TimelineEvent.actor).where(
+                TimelineEvent.incident_id == incident.id,
+                TimelineEvent.kind == "notices.batch_sent",
+            )
+        ).all()
+        assert verify_chain(session, incident).ok
+    assert len(set(batches)) == 2  # both workers really sent batches

@@ -18,6 +18,54 @@ from models.settings import Settings
 
 EXAMPLE_NOTICE = Path(__file__).resolve().parents[1] / "examples" / "notice.yaml"
 
+#: The section headings every notice must show, per locale and part.
+HEADINGS = {
+    "en": {
+        "text": [
+            "WHAT HAPPENED",
+            "WHEN IT HAPPENED",
+            "WHAT INFORMATION WAS INVOLVED",
+            "POSSIBLE IMPACT ON YOU",
+            "WHAT WE HAVE DONE AND WILL DO",
+            "WHAT YOU CAN DO TO PROTECT YOURSELF",
+            "WHAT WE OFFER YOU",
+            "HOW TO CONTACT US",
+        ],
+        "html": [
+            "What happened",
+            "When it happened",
+            "What information was involved",
+            "Possible impact on you",
+            "What we have done and will do",
+            "What you can do to protect yourself",
+            "What we offer you",
+            "How to contact us",
+        ],
+    },
+    "zh-CN": {
+        "text": [
+            "【事件基本情况】",
+            "【发生时间】",
+            "【涉及的个人信息】",
+            "【可能的影响】",
+            "【已采取或将要采取的处置措施】",
+            "【您可自主防范和降低风险的建议】",
+            "【针对您的补救措施】",
+            "【联系方式】",
+        ],
+        "html": [
+            "事件基本情况",
+            "发生时间",
+            "涉及的个人信息",
+            "可能的影响",
+            "已采取或将要采取的处置措施",
+            "您可自主防范和降低风险的建议",
+            "针对您的补救措施",
+            "联系方式",
+        ],
+    },
+}
+
 
 @dataclass(frozen=True)
 class Person:

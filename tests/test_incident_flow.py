@@ -10,30 +10,7 @@ from models import commands, ledger
 from models.errors import InvalidInput
 from models.notification import Notification
 from models.timeline import TimelineEvent, verify_chain
-from tests.factories import people, seed_incident
-
-SECTIONS = {
-    "en": [
-        "WHAT HAPPENED",
-        "WHEN IT HAPPENED",
-        "WHAT INFORMATION WAS INVOLVED",
-        "POSSIBLE IMPACT ON YOU",
-        "WHAT WE HAVE DONE AND WILL DO",
-        "WHAT YOU CAN DO TO PROTECT YOURSELF",
-        "WHAT WE OFFER YOU",
-        "HOW TO CONTACT US",
-    ],
-    "zh-CN": [
-        "【事件基本情况】",
-        "【发生时间】",
-        "【涉及的个人信息】",
-        "【可能的影响】",
-        "【已采取或将要采取的处置措施】",
-        "【您可自主防范和降低风险的建议】",
-        "【针对您的补救措施】",
-        "【联系方式】",
-    ],
-}
+from tests.factories import HEADINGS, people, seed_incident
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -66,7 +43,7 @@ def test_every_reachable_person_gets_one_complete_notice_in_their_locale(db, set
         assert message["Content-Language"] == person.locale
         text = message.get_body(("plain",)).get_content()
         html = message.get_body(("html",)).get_content()
-        for heading in SECTIONS[person.locale]:
+        for heading in HEADINGS[person.locale]["text"]:
             assert heading in text
         assert person.name in text
         assert key in text and key in html

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from models.errors import InvalidInput
 from models.notice import NoticeContent, NoticeText, parse_notice_texts
 from notifiers.render import choose_locale, environment, notice_locales, render_notice
+from tests.factories import HEADINGS
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "notice.yaml"
 DETECTED = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)
@@ -26,52 +27,6 @@ TEXT_FIELDS = (
     "protective_steps",
     "remedies",
 )
-HEADINGS = {
-    "en": {
-        "text": [
-            "WHAT HAPPENED",
-            "WHEN IT HAPPENED",
-            "WHAT INFORMATION WAS INVOLVED",
-            "POSSIBLE IMPACT ON YOU",
-            "WHAT WE HAVE DONE AND WILL DO",
-            "WHAT YOU CAN DO TO PROTECT YOURSELF",
-            "WHAT WE OFFER YOU",
-            "HOW TO CONTACT US",
-        ],
-        "html": [
-            "What happened",
-            "When it happened",
-            "What information was involved",
-            "Possible impact on you",
-            "What we have done and will do",
-            "What you can do to protect yourself",
-            "What we offer you",
-            "How to contact us",
-        ],
-    },
-    "zh-CN": {
-        "text": [
-            "【事件基本情况】",
-            "【发生时间】",
-            "【涉及的个人信息】",
-            "【可能的影响】",
-            "【已采取或将要采取的处置措施】",
-            "【您可自主防范和降低风险的建议】",
-            "【针对您的补救措施】",
-            "【联系方式】",
-        ],
-        "html": [
-            "事件基本情况",
-            "发生时间",
-            "涉及的个人信息",
-            "可能的影响",
-            "已采取或将要采取的处置措施",
-            "您可自主防范和降低风险的建议",
-            "针对您的补救措施",
-            "联系方式",
-        ],
-    },
-}
 WHEN = {"en": ["20 November 2026 at 01:30 UTC", "20 November 2026 at 07:00 UTC"]}
 WHEN["zh-CN"] = ["2026-11-20 01:30", "2026-11-20 07:00"]
 

@@ -58,18 +58,6 @@ class NoticeContent(BaseModel):
     recipient_name: str | None = None
 
 
-REQUIRED_SECTIONS = (
-    "what_happened",
-    "detected_at",
-    "data_involved",
-    "possible_impact",
-    "measures_taken",
-    "protective_steps",
-    "remedies",
-    "contact_point",
-)
-
-
 def parse_notice_texts(raw: object) -> dict[str, NoticeText]:
     """Validate ``{locale: {field: text}}`` as loaded from a notice file."""
     if not isinstance(raw, dict) or not raw:

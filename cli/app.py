@@ -128,38 +128,52 @@ def notice_set(key: Key, file: Path) -> None:
 @subjects_app.command("import")
 def subjects_import(
     key: Key,
-    file: Annotated[
-        Path, typer.Argument(help="CSV with subject_id,name,email,phone,locale,country,region.")
-    ],
+    file: Annotated[Path, typer.Argument(help="CSV (any delimiter), JSON Lines or Parquet.")],
+    encoding: Annotated[
+        str | None, typer.Option(help="CSV encoding; default: UTF-8 (BOM or not) or GB18030.")
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="ours=theirs, e.g. --map email=EmailAddress; repeatable."),
+    ] = None,
 ) -> None:
-    """Import affected people; bad rows are reported with their line number and reason."""
-    from flows.subjects import import_subjects
+    """Import affected people; repeats merge, bad rows are reported with line and reason."""
+    from cli.importing import import_with_progress
 
-    config = runtime.settings()
-    with runtime.database().unit_of_work() as session:
-        incident = commands.get_incident(session, key)
-        report = import_subjects(
-            session, incident, file, actor(), config.default_locale, config.home / "rejects"
-        )
+    report = import_with_progress(key, file, encoding, _mapping(map_ or []), actor(), console)
     console.print(
-        f"{key}: {report.rows} rows read, [green]{report.accepted} people imported[/], "
-        f"[red]{len(report.rejected)} rejected[/], "
-        f"{len(report.contact_problem_lines)} with contact problems"
+        f"{key}: {report.rows} rows read ({report.source}): [green]{report.new} new people[/], "
+        f"{report.merged} merged into people already known, "
+        f"[red]{report.rejected_count} rejected[/], "
+        f"{report.contact_problem_rows} with contact problems"
     )
-    for title, lines in (("Rejected", report.rejected), ("Warnings", report.warnings)):
+    for title, lines, total in (
+        ("Rejected", report.rejected, report.rejected_count),
+        ("Warnings", report.warnings, report.warning_count),
+    ):
         if lines:
             table = Table("line", "reason", title=title, title_justify="left")
             for line, reason in lines[:20]:
                 table.add_row(str(line), reason)
-            if len(lines) > 20:
-                table.add_row("…", f"{len(lines) - 20} more")
+            if total > 20:
+                table.add_row("…", f"{total - 20} more")
             console.print(table)
     if report.reject_file:
         console.print(f"All rejected lines: {report.reject_file}")
     if report.ignored_columns:
         console.print(f"Columns not used: {', '.join(report.ignored_columns)}")
-    if report.rows and not report.accepted:
+    if report.rows and not (report.new or report.merged):
         raise typer.Exit(1)
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        ours, sep, theirs = pair.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise typer.BadParameter(f"{pair!r}: write ours=theirs, e.g. email=EmailAddress")
+        mapping[ours.strip().lower()] = theirs.strip()
+    return mapping
 
 
 @app.command()

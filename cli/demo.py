@@ -72,7 +72,7 @@ def generate_people(path: Path, count: int, seed: int) -> None:
             if rng.random() < 0.02:
                 row[2] = f"user{n}.example.com"  # the @ lost in some upstream export
             writer.writerow([*row, rng.choice(["free", "pro"])])
-        # Two rows a real export would also contain: a duplicate and a truncated line.
+        # Two rows a real export would also contain: a repeated person and a truncated line.
         writer.writerow(
             [*[f"U{1:06d}", "Duplicate Row", "dup@example.com", "", "en", "US", ""], "pro"]
         )
@@ -89,6 +89,7 @@ def run_demo(people: int, seed: int, actor: str, console: Console) -> None:
     console.print(f"Generated {people} affected people in {csv_path}")
 
     texts = parse_notice_texts(_yaml(EXAMPLE_NOTICE))
+    keys = runtime.vault()  # before the transaction: it checks the key in one of its own
     with runtime.database().unit_of_work() as session:
         incident = commands.declare(
             session,
@@ -102,13 +103,22 @@ def run_demo(people: int, seed: int, actor: str, console: Console) -> None:
         )
         commands.set_notice(session, incident, texts, actor)
         report = import_subjects(
-            session, incident, csv_path, actor, config.default_locale, config.home / "rejects"
+            session,
+            incident,
+            csv_path,
+            actor=actor,
+            vault=keys,
+            default_locale=config.default_locale,
+            rejects_dir=config.home / "rejects",
         )
         key = incident.key
     console.print(
-        f"Declared [bold]{key}[/]; imported {report.accepted} people, "
-        f"rejected {len(report.rejected)} rows ({report.reject_file})"
+        f"Declared [bold]{key}[/]; imported {report.new} people, merged {report.merged} "
+        f"repeated rows, rejected {report.rejected_count} ({report.reject_file})"
     )
+    for line, message in report.warnings:
+        if "merged" in message:
+            console.print(f"  line {line}: {message}")
     for line, reason in report.rejected:
         console.print(f"  line {line}: {reason}")
 

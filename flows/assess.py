@@ -37,7 +37,7 @@ def assess(incident_key: str, actor: str) -> None:
                 f"`breach notice set {incident.key} notice.yaml` (see examples/notice.yaml)"
             )
         people = session.execute(
-            select(Subject.locale, Subject.email.is_not(None)).where(
+            select(Subject.locale, Subject.email_index.is_not(None)).where(
                 Subject.incident_id == incident.id
             )
         ).all()

@@ -14,11 +14,12 @@ from collections import Counter
 
 from prefect import flow, task
 
-from flows.runtime import database, settings
+from flows.runtime import database, settings, vault
 from flows.steps import STEP_TASK, step_finished, step_started
 from models import ledger
 from models.base import utcnow
 from models.commands import get_incident, latest_notice
+from models.crypto import Vault
 from models.delivery import Channel, DeliveryResult, DeliveryStatus, OutboundMessage
 from models.errors import BreachError, ProviderUnavailable
 from models.incident import Incident, IncidentState
@@ -111,7 +112,8 @@ def send_batch(incident_key: str, worker: str) -> int:
         assert notice is not None  # assess refuses to finish without one
         texts = notice.parsed()
         writable = notice_locales() & set(texts)
-        messages = [_message(row, incident, texts, writable, config) for row in rows]
+        keys = vault()
+        messages = [_message(row, incident, texts, writable, config, keys) for row in rows]
         results = asyncio.run(email_notifier(config).send(messages))
     except BaseException as exc:  # nothing was tried: hand the whole batch back, then stop
         results = [
@@ -151,8 +153,12 @@ def _message(
     texts: dict[str, NoticeText],
     writable: frozenset[str],
     config: Settings,
+    keys: Vault,
 ) -> OutboundMessage:
+    """Render one person's notice; their contact details are decrypted here and only here."""
     subject = row.subject
+    name = keys.decrypt("name", subject.name_enc)
+    email = keys.decrypt("email", subject.email_enc)
     locale = choose_locale(subject.locale, writable, config.default_locale)
     text = texts[locale]
     content = NoticeContent(
@@ -161,18 +167,18 @@ def _message(
         incident_key=incident.key,
         detected_at=incident.detected_at,
         aware_at=incident.aware_at,
-        recipient_name=subject.name,
+        recipient_name=name,
         **text.model_dump(exclude={"contact_point"}),
         contact_point=text.contact_point or config.contact_point,
     )
     rendered = render_notice(content)
-    assert subject.email is not None  # rows without an address are queued as failed
+    assert email is not None  # rows without an address are queued as failed
     return OutboundMessage(
         notification_id=row.id,
         message_id=message_id(row.idempotency_key, config.sender),
         channel=CHANNEL,
-        recipient=subject.email,
-        recipient_name=subject.name,
+        recipient=email,
+        recipient_name=name,
         locale=locale,
         subject=rendered.subject,
         text=rendered.text,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 
+from models.crypto import Vault, load_key
 from models.db import Database
+from models.meta import check_key
 from models.settings import Settings
 
 
@@ -26,3 +28,15 @@ def reset() -> None:
         database().dispose()
     database.cache_clear()
     settings.cache_clear()
+    vault.cache_clear()
+
+
+@cache
+def vault() -> Vault:
+    """The data key's vault, checked against the key this database was written with."""
+    config = settings()
+    secret = config.data_key.get_secret_value() if config.data_key else None
+    keyed = Vault(load_key(secret, config.key_file, create=config.embedded))
+    with database().unit_of_work() as session:
+        check_key(session, keyed)
+    return keyed

@@ -1,107 +1,93 @@
-"""Import the affected people of an incident from a CSV export.
+"""Import the affected people of an incident from an export, merging with who is known.
 
-Every data row ends up counted: stored, or rejected with its line number and reason. A
-person whose email or phone is unusable is still stored (they are affected, and the
-ledger will show them unreachable with the reason); only rows that cannot identify a
-person are rejected. Reasons never quote a contact detail.
+Every record is accounted for: a new person, merged into a person already known (same
+``subject_id``, else the same email, else the same phone; channels the known person lacks
+are added), or rejected with its line and reason (written to ``rejects/INC-…-N.csv``). A
+person whose email or phone is unusable is still stored: they are affected, and the ledger
+will show them unreachable with the reason.
+
+Memory stays flat: records stream from the file in chunks; each chunk is validated
+(in worker processes for large files) and merged against the database through the blind
+indexes, so no index of everyone is ever held in memory. The whole import is one
+transaction: it lands with its timeline event, or not at all.
 """
 
 from __future__ import annotations
 
 import csv
-import re
-from collections.abc import Iterator
+import hashlib
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from flows.population import Person, Rejection, start_worker, validate, validate_chunk
+from flows.readers import Record, open_source
+from models.crypto import Vault
 from models.errors import InvalidInput
 from models.incident import Incident, IncidentState
 from models.subject import Subject
 from models.timeline import EventKind, record
 
-REQUIRED_COLUMNS = ("subject_id",)
-KNOWN_COLUMNS = ("subject_id", "name", "email", "phone", "locale", "country", "region")
-CONTACT_COLUMNS = ("email", "phone")
-LOCALE = re.compile(r"^([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|\d{3}))?$", re.IGNORECASE)
-MAX_FIELD = 1000  # longer cells are hostile or broken exports; no real name is this long
-MAX_SUBJECT_ID = 200  # the stored width; a longer id could not be matched on re-import
-MAX_NAME = 300
+KNOWN_COLUMNS = (
+    "subject_id", "name", "email", "phone", "locale", "country", "region", "data_categories",
+)  # fmt: skip
+CHUNK = 2000
+SHOWN = 1000  # rejects and warnings kept for display; all rejects go to the file
+PARALLEL_FROM_BYTES = 4 * 1024 * 1024  # below this, starting worker processes costs more
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+Progress = Callable[[int, int, int], None]  # rows read, progress, total (bytes or rows)
 
 
 @dataclass
 class ImportReport:
     file: str
+    sha256: str = ""
+    source: str = ""
     rows: int = 0
-    accepted: int = 0
+    new: int = 0
+    merged: int = 0
+    rejected_count: int = 0
+    warning_count: int = 0
+    contact_problem_rows: int = 0
+    residence_inferred: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[tuple[int, str]] = field(default_factory=list)
-    contact_problem_lines: set[int] = field(default_factory=set)
     ignored_columns: list[str] = field(default_factory=list)
     reject_file: Path | None = None
 
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < SHOWN:
+            self.rejected.append((line, reason))
 
-def normalize_locale(raw: str, default: str) -> tuple[str, str | None]:
-    """BCP 47 casing (``zh-cn`` → ``zh-CN``); an unusable tag falls back to ``default``."""
-    value = raw.strip().replace("_", "-")
-    if not value:
-        return default, None
-    match = LOCALE.match(value)
-    if not match:
-        return default, f"locale {value[:20]!r} is not a language tag; using {default}"
-    language, script, region = match.groups()
-    parts = [
-        language.lower(),
-        script.title() if script else None,
-        region.upper() if region else None,
-    ]
-    return "-".join(p for p in parts if p), None
-
-
-def _email(raw: str) -> tuple[str | None, str | None]:
-    if not raw:
-        return None, None
-    try:
-        # No SMTPUTF8: Python's email package cannot write a non-ASCII local part.
-        checked = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
-        return checked.normalized, None
-    except EmailNotValidError as exc:
-        return None, f"invalid email address: {exc}"
-
-
-def _phone(raw: str, country: str | None) -> tuple[str | None, str | None]:
-    if not raw:
-        return None, None
-    try:
-        number = phonenumbers.parse(raw, country)
-    except phonenumbers.NumberParseException:
-        return None, "invalid phone number: cannot be parsed"
-    if not phonenumbers.is_valid_number(number):
-        return None, "invalid phone number: not a valid number for its region"
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
-
-
-def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number of the row's first line, fields); line 1 is the header."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        line = 1
-        for row in reader:
-            yield line, row
-            line = reader.line_num + 1
+    def warn(self, line: int, message: str) -> None:
+        self.warning_count += 1
+        if len(self.warnings) < SHOWN:
+            self.warnings.append((line, message))
 
 
 def import_subjects(
     session: Session,
     incident: Incident,
     path: Path,
+    *,
     actor: str,
+    vault: Vault,
     default_locale: str,
     rejects_dir: Path,
+    encoding: str | None = None,
+    mapping: dict[str, str] | None = None,
+    workers: int = 1,
+    on_progress: Progress | None = None,
 ) -> ImportReport:
     """Validate and store the people in ``path``; records the counts on the timeline."""
     if incident.has_reached(IncidentState.NOTIFIED):
@@ -109,142 +95,231 @@ def import_subjects(
             f"{incident.key} is already {incident.state}; people can only be added before "
             "notification has finished"
         )
-    if not path.is_file():
-        raise InvalidInput(f"no such file: {path}")
-    report = ImportReport(file=path.name)
-    known = set(
-        session.scalars(select(Subject.external_id).where(Subject.incident_id == incident.id))
+    source = open_source(path, encoding=encoding, mapping=mapping or {})
+    if "subject_id" not in source.columns or not {"email", "phone"} & set(source.columns):
+        raise InvalidInput(
+            f"{path.name}: needs a subject_id column and an email or phone column (map yours "
+            f"with --map email=YourColumn); found: {', '.join(source.columns) or 'nothing'}"
+        )
+    report = ImportReport(file=path.name, sha256=_sha256(path), source=source.describe)
+    report.ignored_columns = [c for c in source.columns if c not in KNOWN_COLUMNS]
+    parallel = workers > 1 and path.stat().st_size >= PARALLEL_FROM_BYTES
+    results = _validated(
+        source.records, incident.id, vault, default_locale, workers if parallel else 1
     )
-    seen: dict[str, int] = {}
-    batch: list[dict[str, object]] = []
-    try:
-        rows = _rows(path)
-        _, header = next(rows, (1, []))
-        columns = [c.strip().lower() for c in header]
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing or not any(c in columns for c in CONTACT_COLUMNS):
-            raise InvalidInput(
-                f"{path.name}: the header must have a subject_id column and an email or phone "
-                f"column; found: {', '.join(columns) or 'nothing'}"
-            )
-        report.ignored_columns = [c for c in columns if c not in KNOWN_COLUMNS]
-        for line, fields in rows:
-            if not any(f.strip() for f in fields):
-                continue  # blank line, not a row
-            report.rows += 1
-            problem = _check_shape(fields, len(columns))
-            if problem:
-                report.rejected.append((line, problem))
-                continue
-            values = {c: f.strip() for c, f in zip(columns, fields, strict=True)}
-            external_id = values["subject_id"]
-            if not external_id:
-                report.rejected.append((line, "subject_id is empty"))
-                continue
-            if len(external_id) > MAX_SUBJECT_ID:
-                report.rejected.append((line, f"subject_id is over {MAX_SUBJECT_ID} characters"))
-                continue
-            if external_id in seen:
-                report.rejected.append(
-                    (
-                        line,
-                        f"subject_id {external_id!r} already appears on line {seen[external_id]}",
-                    )
-                )
-                continue
-            seen[external_id] = line
-            if external_id in known:
-                report.rejected.append((line, f"subject_id {external_id!r} was already imported"))
-                continue
-            batch.append(_subject_row(incident, values, line, default_locale, report))
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path.name} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except csv.Error as exc:
-        raise InvalidInput(f"{path.name} is not readable CSV: {exc}") from None
-    if batch:
-        session.execute(insert(Subject), batch)
-    report.accepted = len(batch)
-    if report.rejected:
-        report.reject_file = _write_rejects(rejects_dir, incident, report)
-    record(
-        session,
-        incident,
-        EventKind.SUBJECTS_IMPORTED,
-        actor,
-        {
-            "file": report.file,
-            "rows": report.rows,
-            "accepted": report.accepted,
-            "rejected": len(report.rejected),
-            "with_contact_problems": len(report.contact_problem_lines),
-            "rejected_lines": [{"line": n, "reason": r} for n, r in report.rejected[:1000]],
-            "ignored_columns": report.ignored_columns,
-        },
-    )
+    with _RejectFile(rejects_dir, incident.key) as rejects:
+        for chunk in results:
+            people: list[Person] = []
+            for item in chunk:
+                report.rows += 1
+                if isinstance(item, Rejection):
+                    report.reject(item.line, item.reason)
+                    rejects.write(item.line, item.reason)
+                    continue
+                for message in item.warnings:
+                    report.warn(item.line, message)
+                report.contact_problem_rows += bool(item.email_problem or item.phone_problem)
+                report.residence_inferred += item.residence_inferred
+                people.append(item)
+            _merge(session, incident.id, people, report)
+            if on_progress:
+                on_progress(report.rows, source.done(report.rows), source.total)
+        report.reject_file = rejects.path
+    record(session, incident, EventKind.SUBJECTS_IMPORTED, actor, _summary(report))
     return report
 
 
-def _check_shape(fields: list[str], width: int) -> str | None:
-    if len(fields) != width:
-        return f"expected {width} fields, found {len(fields)}"
-    if any(len(f) > MAX_FIELD for f in fields):
-        return f"a field is longer than {MAX_FIELD} characters"
-    if any(ch in f for f in fields for ch in "\x00\r\n"):
-        return "a field contains a line break or NUL character"
-    return None
-
-
-def _subject_row(
-    incident: Incident,
-    values: dict[str, str],
-    line: int,
-    default_locale: str,
-    report: ImportReport,
-) -> dict[str, object]:
-    country = values.get("country", "").upper() or None
-    if country and not re.fullmatch(r"[A-Z]{2}", country):
-        report.warnings.append((line, f"country {country[:10]!r} is not an ISO 3166-1 code"))
-        country = None
-    region = values.get("region", "").upper() or None
-    if region and country and "-" not in region:
-        region = f"{country}-{region}"
-    email, email_problem = _email(values.get("email", ""))
-    phone, phone_problem = _phone(values.get("phone", ""), country)
-    locale, locale_problem = normalize_locale(values.get("locale", ""), default_locale)
-    name = values.get("name") or None
-    if name and len(name) > MAX_NAME:
-        report.warnings.append((line, f"name cut to its first {MAX_NAME} characters"))
-        name = name[:MAX_NAME]
-    for problem in (email_problem, phone_problem):
-        if problem:
-            report.warnings.append((line, problem))
-            report.contact_problem_lines.add(line)
-    if locale_problem:
-        report.warnings.append((line, locale_problem))
-    if not email and not phone:
-        email_problem = email_problem or "no email address given"
+def _summary(report: ImportReport) -> dict[str, Any]:
     return {
-        "incident_id": incident.id,
-        "external_id": values["subject_id"],
-        "name": name,
-        "email": email,
-        "email_problem": email_problem,
-        "phone": phone,
-        "phone_problem": phone_problem,
-        "locale": locale,
-        "country": country,
-        "region": region[:10] if region else None,
-        "source_line": line,
+        "file": report.file,
+        "sha256": report.sha256,
+        "source": report.source,
+        "rows": report.rows,
+        "new_people": report.new,
+        "merged": report.merged,
+        "rejected": report.rejected_count,
+        "with_contact_problems": report.contact_problem_rows,
+        "residence_inferred_from_phone": report.residence_inferred,
+        "rejected_lines": [{"line": n, "reason": r} for n, r in report.rejected[:100]],
+        "reject_file": str(report.reject_file) if report.reject_file else None,
+        "ignored_columns": report.ignored_columns,
     }
 
 
-def _write_rejects(directory: Path, incident: Incident, report: ImportReport) -> Path:
-    """``rejects/INC-…-N.csv``: line, reason; the operator fixes those rows and re-imports."""
-    directory.mkdir(parents=True, exist_ok=True)
-    number = len(list(directory.glob(f"{incident.key}-*.csv"))) + 1
-    target = directory / f"{incident.key}-{number}.csv"
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["line", "reason"])
-        writer.writerows(report.rejected)
-    return target
+def _chunks(records: Iterator[Record]) -> Iterator[list[Record]]:
+    while chunk := list(islice(records, CHUNK)):
+        yield chunk
+
+
+def _validated(
+    records: Iterator[Record], incident_id: int, vault: Vault, locale: str, workers: int
+) -> Iterator[list[Person | Rejection]]:
+    """Validated chunks, in file order; with ``workers`` > 1, validated in other processes."""
+    if workers <= 1:
+        for chunk in _chunks(records):
+            yield [validate(r, incident_id, vault, locale) for r in chunk]
+        return
+    context = multiprocessing.get_context("spawn")  # safe beside the threads we may run
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=start_worker, initargs=(vault.master_key,)
+    ) as pool:
+        pending: deque[Any] = deque()
+        for chunk in _chunks(records):
+            pending.append(pool.submit(validate_chunk, chunk, incident_id, locale))
+            if len(pending) > 2 * workers:  # bounded read-ahead keeps memory flat
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+@dataclass(slots=True)
+class _Known:
+    """What merging needs to know of a person: which channels they have, and where from."""
+
+    id: int | None  # None until inserted
+    line: int
+    external_id: str
+    email_index: str | None
+    phone_index: str | None
+    row: dict[str, Any] | None = None  # the insert for a new person; None for a stored one
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+def _merge(session: Session, incident_id: int, people: list[Person], report: ImportReport) -> None:
+    """Insert new people; fold repeats into the person they repeat."""
+    by_id, by_email, by_phone = _known(session, incident_id, people)
+    new: list[_Known] = []
+    for person in people:
+        target, how = by_id.get(person.external_id), "subject_id"
+        if target is None and person.email_index:
+            target, how = by_email.get(person.email_index), "email"
+        if target is None and person.phone_index:
+            target, how = by_phone.get(person.phone_index), "phone"
+        if target is None:
+            target = _Known(
+                None, person.line, person.external_id, person.email_index, person.phone_index,
+                row=_row(incident_id, person),
+            )  # fmt: skip
+            new.append(target)
+        else:
+            report.merged += 1
+            report.warn(person.line, f"same person as line {target.line} (same {how}); merged")
+            _fold(target, person)
+        by_id.setdefault(person.external_id, target)
+        if target.email_index:
+            by_email.setdefault(target.email_index, target)
+        if target.phone_index:
+            by_phone.setdefault(target.phone_index, target)
+    if new:
+        session.execute(insert(Subject), [known.row for known in new])
+        report.new += len(new)
+    changed = {k.id: k.changes for k in by_id.values() if k.id and k.changes}
+    for subject_id, values in changed.items():  # rare: one statement per merged person
+        session.execute(update(Subject).where(Subject.id == subject_id).values(values))
+
+
+def _known(
+    session: Session, incident_id: int, people: list[Person]
+) -> tuple[dict[str, _Known], dict[str, _Known], dict[str, _Known]]:
+    ids = {p.external_id for p in people}
+    emails = {p.email_index for p in people if p.email_index}
+    phones = {p.phone_index for p in people if p.phone_index}
+    rows = session.execute(
+        select(
+            Subject.id, Subject.source_line, Subject.external_id,
+            Subject.email_index, Subject.phone_index,
+        ).where(
+            Subject.incident_id == incident_id,
+            or_(
+                Subject.external_id.in_(ids),
+                Subject.email_index.in_(emails),
+                Subject.phone_index.in_(phones),
+            ),
+        )
+    ).all()  # fmt: skip
+    by_id, by_email, by_phone = {}, {}, {}
+    for row in rows:
+        known = _Known(row.id, row.source_line, row.external_id, row.email_index, row.phone_index)
+        by_id[row.external_id] = known
+        if row.email_index:
+            by_email.setdefault(row.email_index, known)
+        if row.phone_index:
+            by_phone.setdefault(row.phone_index, known)
+    return by_id, by_email, by_phone
+
+
+def _fold(target: _Known, person: Person) -> None:
+    """Add the channels ``target`` lacks; never overwrite one it has."""
+    values = target.row if target.row is not None else target.changes
+    if target.email_index is None and person.email_index:
+        target.email_index = person.email_index
+        values.update(
+            email_enc=person.email_enc, email_index=person.email_index, email_problem=None
+        )
+    if target.phone_index is None and person.phone_index:
+        target.phone_index = person.phone_index
+        values.update(
+            phone_enc=person.phone_enc, phone_index=person.phone_index, phone_problem=None
+        )
+
+
+def _row(incident_id: int, person: Person) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "external_id": person.external_id,
+        "name_enc": person.name_enc,
+        "email_enc": person.email_enc,
+        "email_index": person.email_index,
+        "email_problem": person.email_problem,
+        "phone_enc": person.phone_enc,
+        "phone_index": person.phone_index,
+        "phone_problem": person.phone_problem,
+        "locale": person.locale,
+        "country": person.country,
+        "region": person.region,
+        "residence_inferred": person.residence_inferred,
+        "data_categories": person.data_categories,
+        "source_line": person.line,
+    }
+
+
+class _RejectFile:
+    """``rejects/INC-…-N.csv`` (line, reason), created on the first reject.
+
+    Cells that a spreadsheet would run as a formula are prefixed with a quote.
+    """
+
+    def __init__(self, directory: Path, incident_key: str) -> None:
+        self.directory, self.incident_key = directory, incident_key
+        self.path: Path | None = None
+        self._handle: Any = None
+        self._writer: Any = None
+
+    def write(self, line: int, reason: str) -> None:
+        if self._writer is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            number = len(list(self.directory.glob(f"{self.incident_key}-*.csv"))) + 1
+            self.path = self.directory / f"{self.incident_key}-{number}.csv"
+            self._handle = self.path.open("w", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["line", "reason"])
+        self._writer.writerow([line, neutralize(reason)])
+
+    def __enter__(self) -> _RejectFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle:
+            self._handle.close()
+
+
+def neutralize(cell: str) -> str:
+    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -60,6 +60,9 @@ class Incident(Base):
     declared_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: When the contact details of its people are due to be deleted, and when they were.
+    purge_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: Hash and length of the timeline's last event: a deleted tail shows up as a mismatch.
     timeline_head: Mapped[str | None] = mapped_column(String(64), nullable=True)
     timeline_length: Mapped[int] = mapped_column(Integer, default=0)

@@ -65,7 +65,7 @@ def queue(session: Session, incident: Incident, channel: str, version: int) -> t
         Notification.notice_version == version,
     )
     missing = session.execute(
-        select(Subject.id, Subject.email, Subject.email_problem)
+        select(Subject.id, Subject.email_index, Subject.email_problem)
         .where(Subject.incident_id == incident.id, Subject.id.not_in(existing))
         .order_by(Subject.id)
     ).all()

@@ -2,9 +2,10 @@
 
 from models.base import Base
 from models.incident import Incident
+from models.meta import Meta
 from models.notice import NoticeVersion
 from models.notification import Notification
 from models.subject import Subject
 from models.timeline import TimelineEvent
 
-__all__ = ["Base", "Incident", "NoticeVersion", "Notification", "Subject", "TimelineEvent"]
+__all__ = ["Base", "Incident", "Meta", "NoticeVersion", "Notification", "Subject", "TimelineEvent"]

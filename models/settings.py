@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".breach"), description="Working directory for embedded mode.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite under home.")
 
+    data_key: SecretStr | None = Field(None, description="Base64 of 32 random bytes.")
+    data_key_file: Path | None = Field(None, description="Default: home/data.key.")
+    retention_days: int = Field(
+        90, ge=0, description="Days after closure before contact details are purged."
+    )
+
     notifier_mode: NotifierMode = NotifierMode.SANDBOX
     outbox_dir: Path | None = None
     reports_dir: Path | None = None
@@ -58,6 +64,7 @@ class Settings(BaseSettings):
     default_locale: str = "en"
 
     policy_notice_days: int = Field(30, ge=1, description="Our published outer limit.")
+    import_workers: int = Field(2, ge=1, le=32, description="Processes validating imports.")
     batch_size: int = Field(500, ge=1, le=5000)
     max_attempts: int = Field(5, ge=1)
     retry_base_seconds: float = Field(10.0, ge=0)
@@ -89,6 +96,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'breach.db').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when everything lives under ``home`` (no external database configured)."""
+        return self.database_url is None
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_key_file or self.home / "data.key"
 
     @property
     def outbox(self) -> Path:

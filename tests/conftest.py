@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from flows import runtime
+from models.crypto import generate_key
 from models.db import Database
 from models.settings import Settings
 
@@ -78,6 +79,7 @@ def settings(
     monkeypatch.setenv("BREACH_DATABASE_URL", database_url)
     monkeypatch.setenv("BREACH_RETRY_BASE_SECONDS", "0.05")
     monkeypatch.setenv("BREACH_RETRY_MAX_SECONDS", "0.2")
+    monkeypatch.setenv("BREACH_DATA_KEY", generate_key())
     runtime.reset()
     yield runtime.settings()
     runtime.reset()

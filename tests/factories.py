@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from flows import runtime
 from models import commands
 from models.base import utcnow
 from models.db import Database
@@ -112,6 +113,7 @@ def seed_incident(
 
     csv_path = write_csv(settings.home.parent / "affected.csv", persons)
     now = utcnow()
+    keys = runtime.vault()  # before the transaction: it checks the key in one of its own
     with db.unit_of_work() as session:
         incident = commands.declare(
             session,
@@ -126,5 +128,13 @@ def seed_incident(
         if with_notice:
             texts = parse_notice_texts(yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8")))
             commands.set_notice(session, incident, texts, "test:seed")
-        import_subjects(session, incident, csv_path, "test:seed", "en", settings.home / "rejects")
+        import_subjects(
+            session,
+            incident,
+            csv_path,
+            actor="test:seed",
+            vault=keys,
+            default_locale="en",
+            rejects_dir=settings.home / "rejects",
+        )
         return incident.key

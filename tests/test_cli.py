@@ -66,8 +66,8 @@ def test_by_hand_declare_import_run_show_timeline_verify(breach, db, settings, t
         handle.write(",No Id,noid@example.com,,en,GB,\n")  # line 15
     imported = breach("subjects", "import", key, str(csv_path))
     assert imported.returncode == 0, imported.stderr
-    assert "12 people imported" in imported.stdout and "2 rejected" in imported.stdout
-    assert "14" in imported.stdout and "already appears on line 2" in imported.stdout
+    assert "12 new people, 1 merged" in imported.stdout and "1 rejected" in imported.stdout
+    assert "14" in imported.stdout and "same person as line 2 (same subject_id)" in imported.stdout
     assert "15" in imported.stdout and "subject_id is empty" in imported.stdout
     assert "person5" not in imported.stdout  # problems are reported without the address
 
@@ -85,9 +85,10 @@ def test_by_hand_declare_import_run_show_timeline_verify(breach, db, settings, t
     kinds = [e["kind"] for e in events]
     assert kinds[0] == "incident.declared" and kinds[-1] == "run.finished"
     imported_event = next(e for e in events if e["kind"] == "subjects.imported")
-    assert imported_event["payload"]["accepted"] == 12
-    assert imported_event["payload"]["rejected"] == 2
-    assert [r["line"] for r in imported_event["payload"]["rejected_lines"]] == [14, 15]
+    assert imported_event["payload"]["new_people"] == 12
+    assert imported_event["payload"]["merged"] == 1
+    assert imported_event["payload"]["rejected"] == 1
+    assert [r["line"] for r in imported_event["payload"]["rejected_lines"]] == [15]
 
     again = breach("run", key)
     assert "nothing to do, nothing was sent" in again.stdout
@@ -146,4 +147,4 @@ def test_demo_runs_the_whole_response_in_the_sandbox(breach, settings):
     assert len(list(outbox.glob("*.eml"))) == notified
     assert str(outbox.resolve()) in ran.stdout.replace("\n", "")
     assert "breach timeline INC-" in ran.stdout
-    assert "line 82: subject_id 'U000001' already appears on line 2" in ran.stdout
+    assert "line 82: same person as line 2 (same subject_id); merged" in ran.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from flows import runtime
 from flows.incident import incident_response
 from models import commands, ledger
 from models.errors import InvalidInput
@@ -116,13 +117,14 @@ def test_temporary_refusals_are_retried_and_a_permanent_one_spares_the_rest(
 
     summary = incident_response(key, requested_by="test")
 
+    keys = runtime.vault()
     received = live_smtp.by_recipient()
     assert set(received) == {p.email for p in persons} - {gone}
     assert all(len(m) == 1 for m in received.values())
     assert live_smtp.attempts[busy] == 3
     with db.unit_of_work() as session:
         rows = {
-            row.subject.email: row
+            keys.decrypt("email", row.subject.email_enc): row
             for row in session.scalars(select(Notification).join(Notification.subject))
         }
     assert rows[busy].state == "sent" and rows[busy].attempts == 3

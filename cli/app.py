@@ -222,6 +222,9 @@ def show(key: Key) -> None:
     table.add_row("contained", fmt(incident.contained_at))
     table.add_row("policy deadline", _deadline(incident))
     table.add_row("closed", fmt(incident.closed_at))
+    if incident.purge_after:
+        purge = f"done {fmt(incident.purged_at)}" if incident.purged_at else "due"
+        table.add_row("contact details purge", f"{fmt(incident.purge_after)} ({purge})")
     table.add_row("declared by", incident.declared_by)
     table.add_row("affected people", str(people))
     table.add_row("notice version", str(notice.version) if notice else "none (breach notice set)")
@@ -331,6 +334,18 @@ def audit_verify(key: Key) -> None:
         f"[red]{incident.key}: timeline BROKEN at event {check.broken_at}[/]: {check.reason}"
     )
     raise typer.Exit(1)
+
+
+@app.command()
+def purge() -> None:
+    """Delete contact details of closed incidents whose retention has run out (cron-safe)."""
+    from flows.close import purge_due
+
+    done = purge_due(actor())
+    if not done:
+        console.print("Nothing is due for purging.")
+    for key, people in done.items():
+        console.print(f"{key}: contact details of {people} people deleted; the record is kept")
 
 
 @app.command()

@@ -1,15 +1,27 @@
-"""Step 6, close: the response is complete; the timeline stays, as the record of it."""
+"""Step 6, close: the response is complete; the timeline stays, as the record of it.
+
+Closing schedules the purge of the affected people's contact details after the configured
+retention; ``purge_due`` carries it out (``breach purge``). Counts, ledger states and the
+timeline are kept: they are the evidence, and they hold no contact detail.
+"""
 
 from __future__ import annotations
 
-from prefect import task
+from datetime import timedelta
 
-from flows.runtime import database
+from prefect import task
+from sqlalchemy import select, update
+
+from flows.runtime import database, settings
 from flows.steps import STEP_TASK
 from models.base import utcnow
 from models.commands import get_incident
-from models.incident import IncidentState
-from models.timeline import advance
+from models.incident import Incident, IncidentState
+from models.notification import Notification
+from models.settings import NotifierMode
+from models.subject import Subject
+from models.timeline import EventKind, advance, record
+from notifiers.sandbox import outbox_file
 
 
 @task(name="close", **STEP_TASK)
@@ -19,4 +31,58 @@ def close(incident_key: str, actor: str) -> None:
         if incident.has_reached(IncidentState.CLOSED):
             return
         incident.closed_at = utcnow()
+        incident.purge_after = incident.closed_at + timedelta(days=settings().retention_days)
         advance(session, incident, IncidentState.CLOSED, actor)
+        record(
+            session,
+            incident,
+            EventKind.PURGE_SCHEDULED,
+            actor,
+            {
+                "purge_after": incident.purge_after.isoformat(),
+                "retention_days": settings().retention_days,
+            },
+        )
+
+
+def purge_due(actor: str) -> dict[str, int]:
+    """Delete the contact details of every closed incident whose retention has run out.
+
+    Returns ``{incident key: people purged}``. Safe to run at any time, as often as wanted.
+    """
+    purged: dict[str, int] = {}
+    with database().unit_of_work() as session:
+        due = session.scalars(
+            select(Incident).where(Incident.purge_after <= utcnow(), Incident.purged_at.is_(None))
+        ).all()
+        for incident in due:
+            purged[incident.key] = _purge(session, incident, actor)
+    return purged
+
+
+def _purge(session, incident: Incident, actor: str) -> int:  # type: ignore[no-untyped-def]
+    people = session.execute(
+        update(Subject)
+        .where(Subject.incident_id == incident.id)
+        .values(name_enc=None, email_enc=None, email_index=None, phone_enc=None, phone_index=None)
+    ).rowcount
+    files = 0
+    config = settings()
+    if config.notifier_mode is NotifierMode.SANDBOX:  # the outbox holds copies of the notices
+        keys = session.scalars(
+            select(Notification.idempotency_key).where(Notification.incident_id == incident.id)
+        )
+        for key in keys:
+            path = outbox_file(config.outbox, key, config.sender)
+            if path.exists():
+                path.unlink()
+                files += 1
+    incident.purged_at = utcnow()
+    record(
+        session,
+        incident,
+        EventKind.CONTACTS_PURGED,
+        actor,
+        {"people": people, "outbox_files_deleted": files},
+    )
+    return people

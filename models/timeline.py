@@ -40,6 +40,8 @@ class EventKind(StrEnum):
     NOTICE_BATCH_SENT = "notices.batch_sent"
     NOTICES_FINISHED = "notices.finished"
     REPORT_WRITTEN = "report.written"
+    PURGE_SCHEDULED = "contacts.purge_scheduled"
+    CONTACTS_PURGED = "contacts.purged"
 
 
 class TimelineEvent(Base):

@@ -13,7 +13,16 @@ import re
 from pathlib import Path
 
 from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
-from notifiers.email_message import UnbuildableMessage, build_email
+from notifiers.email_message import UnbuildableMessage, build_email, message_id
+
+
+def outbox_file(outbox: Path, idempotency_key: str, sender: str) -> Path:
+    """Where the sandbox keeps the notice of one ledger row (named by its Message-ID)."""
+    return _path(outbox / "email", message_id(idempotency_key, sender))
+
+
+def _path(directory: Path, msg_id: str) -> Path:
+    return directory / (re.sub(r"[^A-Za-z0-9._-]", "_", msg_id.strip("<>")) + ".eml")
 
 
 class OutboxEmailNotifier:
@@ -33,8 +42,7 @@ class OutboxEmailNotifier:
                 status=DeliveryStatus.FAILED_PERMANENT,
                 detail=str(exc),
             )
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", msg.message_id.strip("<>")) + ".eml"
-        target = self.directory / name
+        target = _path(self.directory, msg.message_id)
         temporary = target.with_suffix(".tmp")
         temporary.write_bytes(content)
         os.replace(temporary, target)

@@ -194,3 +194,39 @@ def test_a_mail_server_outage_stops_the_run_loses_nobody_and_a_rerun_finishes(
     summary = incident_response(key, requested_by="test")
     assert summary.state == "closed" and summary.notified == 5
     assert sorted(handler.by_recipient()) == sorted(p.email for p in persons)
+
+
+def test_closing_schedules_the_purge_and_purge_deletes_contacts_keeps_the_record(
+    db, settings, monkeypatch
+):
+    """Retention 0 days: `breach purge` deletes every contact detail and the sandbox copies;
+    counts, ledger states and a verifiable timeline remain."""
+    from flows.close import purge_due
+    from models.subject import Subject
+
+    monkeypatch.setenv("BREACH_RETENTION_DAYS", "0")
+    runtime.reset()
+    key = seed_incident(db, settings, people(6))
+    incident_response(key, requested_by="test")
+    outbox = settings.outbox / "email"
+    assert len(list(outbox.glob("*.eml"))) == 6
+
+    assert purge_due("test:cron") == {key: 6}
+    assert purge_due("test:cron") == {}  # once only
+
+    assert list(outbox.glob("*.eml")) == []
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        subjects = session.scalars(select(Subject)).all()
+        assert all(
+            s.name_enc is s.email_enc is s.phone_enc is s.email_index is s.phone_index is None
+            for s in subjects
+        )
+        assert len(subjects) == 6 and ledger.counts(session, incident) == {"sent": 6}
+        assert incident.purged_at is not None
+        assert verify_chain(session, incident).ok
+    assert timeline_kinds(db, key)[-3:] == [
+        "contacts.purge_scheduled",
+        "run.finished",
+        "contacts.purged",
+    ]

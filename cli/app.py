@@ -337,6 +337,18 @@ def audit_verify(key: Key) -> None:
 
 
 @app.command()
+def keygen() -> None:
+    """Print a new data key (base64) for BREACH_DATA_KEY; store it like a password."""
+    from models.crypto import generate_key
+
+    sys.stdout.write(generate_key() + "\n")
+    errors.print(
+        "Set it as BREACH_DATA_KEY (or put it in a 0600 file named by BREACH_DATA_KEY_FILE) on "
+        "every machine that shares the database. Losing it loses the contact details."
+    )
+
+
+@app.command()
 def purge() -> None:
     """Delete contact details of closed incidents whose retention has run out (cron-safe)."""
     from flows.close import purge_due

@@ -89,10 +89,11 @@ def normalize_phone(raw: str, country: str | None) -> tuple[str | None, str | No
         number = phonenumbers.parse(raw, country)
     except phonenumbers.NumberParseException:
         return None, None, "invalid phone number: cannot be parsed"
-    if not phonenumbers.is_valid_number(number):
+    region = phonenumbers.region_code_for_number(number)  # None when no region has it
+    if region is None or not phonenumbers.is_valid_number_for_region(number, region):
         return None, None, "invalid phone number: not a valid number for its region"
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return e164, phonenumbers.region_code_for_number(number), None
+    return e164, region, None
 
 
 def shape_problem(values: dict[str, str]) -> str | None:

@@ -16,6 +16,7 @@ import codecs
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ SAMPLE_BYTES = 64 * 1024
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 DELIMITERS = ",;\t|"
+UNDECODABLE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of bad bytes
 csv.field_size_limit(sys.maxsize)  # over-long cells are rejected by row, not by crashing
 
 
@@ -123,9 +125,9 @@ def _csv(path: Path, encoding: str | None, mapping: dict[str, str]) -> Source:
             line = reader.line_num + 1
             for fields in reader:
                 start, line = line, reader.line_num + 1
-                if not any(field.strip() for field in fields):
+                if not "".join(fields).strip():
                     continue
-                if any("\udc80" <= ch <= "\udcff" for field in fields for ch in field):
+                if UNDECODABLE.search("".join(fields)):
                     yield Record(start, None, f"bytes that are not valid {chosen}")
                 elif len(fields) != len(columns):
                     yield Record(

@@ -21,15 +21,18 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from flows.population import Person, Rejection, start_worker, validate, validate_chunk
 from flows.readers import Record, open_source
+from models import bulk
+from models.base import utcnow
 from models.crypto import Vault
 from models.errors import InvalidInput
 from models.incident import Incident, IncidentState
@@ -189,6 +192,7 @@ def _merge(session: Session, incident_id: int, people: list[Person], report: Imp
     """Insert new people; fold repeats into the person they repeat."""
     by_id, by_email, by_phone = _known(session, incident_id, people)
     new: list[_Known] = []
+    now = utcnow()
     for person in people:
         target, how = by_id.get(person.external_id), "subject_id"
         if target is None and person.email_index:
@@ -198,7 +202,7 @@ def _merge(session: Session, incident_id: int, people: list[Person], report: Imp
         if target is None:
             target = _Known(
                 None, person.line, person.external_id, person.email_index, person.phone_index,
-                row=_row(incident_id, person),
+                row=_row(incident_id, person, now),
             )  # fmt: skip
             new.append(target)
         else:
@@ -211,7 +215,7 @@ def _merge(session: Session, incident_id: int, people: list[Person], report: Imp
         if target.phone_index:
             by_phone.setdefault(target.phone_index, target)
     if new:
-        session.execute(insert(Subject), [known.row for known in new])
+        bulk.insert_rows(session, Subject.__table__, [known.row for known in new])
         report.new += len(new)
     changed = {k.id: k.changes for k in by_id.values() if k.id and k.changes}
     for subject_id, values in changed.items():  # rare: one statement per merged person
@@ -221,22 +225,19 @@ def _merge(session: Session, incident_id: int, people: list[Person], report: Imp
 def _known(
     session: Session, incident_id: int, people: list[Person]
 ) -> tuple[dict[str, _Known], dict[str, _Known], dict[str, _Known]]:
-    ids = {p.external_id for p in people}
-    emails = {p.email_index for p in people if p.email_index}
-    phones = {p.phone_index for p in people if p.phone_index}
-    rows = session.execute(
-        select(
-            Subject.id, Subject.source_line, Subject.external_id,
-            Subject.email_index, Subject.phone_index,
-        ).where(
-            Subject.incident_id == incident_id,
-            or_(
-                Subject.external_id.in_(ids),
-                Subject.email_index.in_(emails),
-                Subject.phone_index.in_(phones),
-            ),
+    wanted = (
+        ("external_id", {p.external_id for p in people}),
+        ("email_index", {p.email_index for p in people if p.email_index}),
+        ("phone_index", {p.phone_index for p in people if p.phone_index}),
+    )
+    columns = ("id", "source_line", "external_id", "email_index", "phone_index")
+    rows = [  # one query per key: each uses its own index (an OR of the three would scan)
+        row
+        for key, values in wanted
+        for row in bulk.select_where_in(
+            session, Subject.__table__, columns, ("incident_id", incident_id), key, values
         )
-    ).all()  # fmt: skip
+    ]
     by_id, by_email, by_phone = {}, {}, {}
     for row in rows:
         known = _Known(row.id, row.source_line, row.external_id, row.email_index, row.phone_index)
@@ -263,7 +264,7 @@ def _fold(target: _Known, person: Person) -> None:
         )
 
 
-def _row(incident_id: int, person: Person) -> dict[str, Any]:
+def _row(incident_id: int, person: Person, imported_at: datetime) -> dict[str, Any]:
     return {
         "incident_id": incident_id,
         "external_id": person.external_id,
@@ -280,6 +281,7 @@ def _row(incident_id: int, person: Person) -> dict[str, Any]:
         "residence_inferred": person.residence_inferred,
         "data_categories": person.data_categories,
         "source_line": person.line,
+        "imported_at": imported_at,
     }
 
 

@@ -30,6 +30,7 @@ def _sqlite_setup(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MB: imports insert random index keys
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -52,6 +52,7 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("data_categories", sa.JSON(), nullable=True))
         batch_op.create_index("ix_subjects_email_index", ["incident_id", "email_index"])
+        batch_op.drop_index("ix_subjects_incident_id")  # the unique index leads with it
         batch_op.create_index("ix_subjects_phone_index", ["incident_id", "phone_index"])
 
     _encrypt_existing()
@@ -114,6 +115,7 @@ def downgrade() -> None:
             ],
         )
     with op.batch_alter_table("subjects", schema=None) as batch_op:
+        batch_op.create_index("ix_subjects_incident_id", ["incident_id"])
         batch_op.drop_index("ix_subjects_phone_index")
         batch_op.drop_index("ix_subjects_email_index")
         for column in (

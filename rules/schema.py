@@ -1,0 +1,358 @@
+"""The schema every rule file is validated against at load.
+
+One :class:`Regime` per YAML file. Every fact carries a :class:`Citation` with the
+confidence mark of ``breach-law-facts.md`` (✓ checked, ~ secondary source, U unverified);
+a U fact is shipped as a default the operator can override (see ``load_rules(overrides=)``)
+and is labelled as such wherever it is shown.
+
+Models forbid unknown keys so that a typo in a rule file is an error, not an ignored line.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rules.vocab import (
+    PLACE_CODE,
+    Anchor,
+    Audience,
+    Channel,
+    Confidence,
+    ContentCode,
+    Phase,
+    Unit,
+    check_known,
+    data_categories,
+    sectors,
+)
+
+UNVERIFIED_NOTE = "unverified default, operator may override"
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a misspelt key in a rule file must not be ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_timezone(name: str) -> str:
+    """Return ``name`` if it is an IANA time zone, else raise ValueError."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {name!r}") from exc
+    return name
+
+
+class Citation(StrictModel):
+    """Where a fact comes from and how sure we are of it."""
+
+    text: str = Field(min_length=3)
+    confidence: Confidence
+
+    def render(self) -> str:
+        """``"GDPR Art 33(1) [✓]"``; U facts say that they are overridable defaults."""
+        suffix = f" — {UNVERIFIED_NOTE}" if self.confidence == "U" else ""
+        return f"{self.text} [{self.confidence}]{suffix}"
+
+
+class CountTest(StrictModel):
+    """A head-count threshold.
+
+    ``scope``: ``total`` (all affected people), ``residents`` (people resident in ``of``,
+    default: the regime's residence list) or ``max_subdivision`` (the largest count among
+    the subdivisions of the countries in ``of``, e.g. any single US state).
+    """
+
+    scope: Literal["total", "residents", "max_subdivision"]
+    of: list[str] = []
+    op: Literal[">", ">=", "<", "<="]
+    value: int = Field(ge=0)
+    label: str | None = None
+
+
+class Condition(StrictModel):
+    """A test on the incident; every key given must hold (AND), ``any_of`` is an OR."""
+
+    risk_at_least: Literal["medium", "high"] | None = None
+    data_categories: list[str] | None = None
+    improper_purpose: bool | None = None
+    material: bool | None = None
+    sectors: list[str] | None = None
+    count: CountTest | None = None
+    any_of: list[Condition] | None = None
+
+    @field_validator("data_categories")
+    @classmethod
+    def _known_categories(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            check_known(value, data_categories(), "data categories")
+        return value
+
+    @field_validator("sectors")
+    @classmethod
+    def _known_sectors(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            check_known(value, sectors(), "sector flags")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Condition:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("empty condition: give at least one test")
+        return self
+
+
+class ObligationRef(StrictModel):
+    """Another obligation of the same regime whose deadline starts this one's clock."""
+
+    audience: Audience
+    phase: Phase = "initial"
+
+    def __str__(self) -> str:
+        return f"{self.audience}/{self.phase}"
+
+
+class Deadline(StrictModel):
+    """When an obligation falls due.
+
+    Either a fixed duration (``amount`` + ``unit``) from ``anchor`` (or from the deadline of
+    the obligation named in ``after``), or an open legal ``term`` such as "without undue
+    delay" that has no fixed instant. ``align: year_end`` moves the anchor to 23:59:59 on
+    31 December of its local year (HIPAA's annual log).
+    """
+
+    anchor: Anchor | None = None
+    after: ObligationRef | None = None
+    amount: int | None = Field(default=None, gt=0)
+    unit: Unit | None = None
+    align: Literal["year_end"] | None = None
+    term: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Deadline:
+        fixed = self.amount is not None or self.unit is not None
+        if fixed and (self.amount is None or self.unit is None):
+            raise ValueError("a fixed deadline needs both amount and unit")
+        if fixed == (self.term is not None):
+            raise ValueError("give either amount + unit or an open term, not both or neither")
+        if (self.anchor is None) == (self.after is None):
+            raise ValueError("give exactly one of anchor or after")
+        if self.after is not None and not fixed:
+            raise ValueError("after needs a fixed amount + unit")
+        if self.align is not None and not fixed:
+            raise ValueError("align needs a fixed amount + unit")
+        return self
+
+
+class DeadlineVariant(StrictModel):
+    """A different deadline when ``when`` holds; the first matching variant wins."""
+
+    when: Condition
+    deadline: Deadline
+
+
+class SubstituteCondition(StrictModel):
+    """One condition under which substitute / public notice is allowed.
+
+    ``people`` thresholds are checked against the incident; the others (cost, bad contacts,
+    effort, practicability) are for the operator to judge and are listed as such.
+    """
+
+    kind: Literal["people", "cost_usd", "bad_contacts", "judgement"]
+    op: Literal[">", ">=", "<", "<="] | None = None
+    value: int | None = Field(default=None, ge=0)
+    scope: Literal["total", "residents"] = "residents"
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> SubstituteCondition:
+        numeric = self.kind != "judgement"
+        if numeric and (self.op is None or self.value is None):
+            raise ValueError(f"kind {self.kind} needs op and value")
+        if not numeric and not self.text:
+            raise ValueError("kind judgement needs text")
+        return self
+
+
+class SubstituteNotice(StrictModel):
+    """Substitute or public notice: when it is allowed, how, and for how long."""
+
+    when_any: list[SubstituteCondition] = Field(min_length=1)
+    method: str
+    min_public_notice_days: int | None = Field(default=None, gt=0)
+    citation: Citation
+
+
+class Exemption(StrictModel):
+    """A ground on which an obligation is waived for this incident."""
+
+    kind: Literal["encrypted_key_safe", "low_risk"]
+    audiences: list[Audience] | None = None
+    citation: Citation
+
+
+class HolidayCalendar(StrictModel):
+    """Public holidays for business-day deadlines (``holidays`` package)."""
+
+    country: str
+    subdivision: str | None = None
+
+    @model_validator(mode="after")
+    def _supported(self) -> HolidayCalendar:
+        try:
+            holidays.country_holidays(self.country, subdiv=self.subdivision, years=2026)
+        except NotImplementedError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+    def label(self) -> str:
+        return "-".join(p for p in (self.country, self.subdivision) if p) + " holidays"
+
+
+class Applicability(StrictModel):
+    """Whether a regime reaches this incident and this organisation at all.
+
+    In scope when people resident in ``residence`` are affected, or the organisation is
+    established in ``home`` (either suffices; neither given = no territorial test), and the
+    organisation has every flag in ``sectors``, and the data includes one of
+    ``data_categories`` (empty = any data). ``always`` is for the operator's own policy.
+    """
+
+    in_force_from: date | None = None
+    in_force_until: date | None = None
+    always: bool = False
+    residence: list[str] = []
+    home: list[str] = []
+    sectors: list[str] = []
+    data_categories: list[str] = []
+    voluntary: bool = False
+    citation: Citation
+
+    @field_validator("sectors")
+    @classmethod
+    def _known_sectors(cls, value: list[str]) -> list[str]:
+        check_known(value, sectors(), "sector flags")
+        return value
+
+    @field_validator("data_categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        check_known(value, data_categories(), "data categories")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Applicability:
+        if not (self.always or self.residence or self.home or self.sectors):
+            raise ValueError("give residence, home, sectors or always: true")
+        return self
+
+
+class ObligationSpec(StrictModel):
+    """One notice duty: to whom, in which phase, by when, saying what."""
+
+    audience: Audience
+    phase: Phase = "initial"
+    recipient: str | None = None
+    when: Condition | None = None
+    deadline: Deadline
+    variants: list[DeadlineVariant] = []
+    in_force_from: date | None = None
+    in_force_until: date | None = None
+    content_fields: list[ContentCode]
+    content_confidence: Confidence | None = None
+    substitute_notice: SubstituteNotice | None = None
+    citation: Citation
+
+
+class PolicyProfile(StrictModel):
+    """The operator's own published promise (the ``policy`` regime).
+
+    ``window_days`` None means the policy promises no number of days; ``window_term`` then
+    says what it does promise ("promptly").
+    """
+
+    name: str = "default"
+    window_days: int | None = Field(default=30, gt=0)
+    window_term: str = "promptly"
+    anchor: Anchor = "aware"
+    channels: list[Channel] = Field(min_length=1)
+    announcement_fallback: bool
+    regulator_reporting: bool
+    content_fields: list[ContentCode] = []
+    citation: Citation
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a channel is listed twice")
+        return value
+
+
+class Regime(StrictModel):
+    """A legal regime (or the operator's policy): one file in ``rules/``."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    name: str
+    source: str
+    citation: Citation
+    regulators: list[str] = Field(min_length=1)
+    timezone: str
+    timezone_from_profile: Literal["gdpr_lead_authority_timezone", "timezone"] | None = None
+    holidays: HolidayCalendar | None = None
+    applicability: Applicability
+    records: Citation | None = None
+    exemptions: list[Exemption] = []
+    obligations: list[ObligationSpec] = []
+    promise: PolicyProfile | None = None
+    groups: dict[str, list[str]] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Regime:
+        self._check_places()
+        if self.promise is None and not self.obligations:
+            raise ValueError("a regime needs obligations (or a promise, for the policy)")
+        if self.promise is not None and self.obligations:
+            raise ValueError("the policy regime derives its obligations from promise")
+        for index, spec in enumerate(self.obligations):
+            for deadline in [spec.deadline, *(v.deadline for v in spec.variants)]:
+                if deadline.unit == "business_days" and self.holidays is None:
+                    raise ValueError(f"obligations.{index}: business days need holidays")
+                if deadline.after is not None and not self.find(deadline.after):
+                    raise ValueError(f"obligations.{index}: after {deadline.after} not found")
+        return self
+
+    def _check_places(self) -> None:
+        places = [*self.applicability.residence, *self.applicability.home]
+        for spec in self.obligations:
+            conditions = [spec.when, *(v.when for v in spec.variants)]
+            places += [p for c in conditions if c is not None for p in _count_places(c)]
+        for place in places:
+            if place not in self.groups and not PLACE_CODE.match(place):
+                raise ValueError(f"{place!r} is neither an ISO 3166 code nor a known group")
+
+    def find(self, ref: ObligationRef) -> list[ObligationSpec]:
+        """The obligations of this regime with the audience and phase of ``ref``."""
+        return [o for o in self.obligations if (o.audience, o.phase) == (ref.audience, ref.phase)]
+
+
+def _count_places(condition: Condition) -> list[str]:
+    places = list(condition.count.of) if condition.count else []
+    for child in condition.any_of or []:
+        places += _count_places(child)
+    return places
+
+
+Condition.model_rebuild()

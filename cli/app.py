@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
 from flows import runtime
 from models import commands, ledger
 from models.errors import BreachError
-from models.incident import Incident, Severity
+from models.incident import Incident, IncidentState, Severity
 from models.notice import parse_notice_texts
 from models.timeline import TimelineEvent, verify_chain
 
@@ -79,11 +80,28 @@ def declare(
         list[str], typer.Option(help="Data involved, e.g. email, phone; repeat the option.")
     ],
     contained_at: Annotated[str | None, typer.Option(help="When it was contained.")] = None,
+    discovered_at: Annotated[
+        str | None, typer.Option(help="When it was discovered (default: --detected-at).")
+    ] = None,
+    determined_at: Annotated[
+        str | None, typer.Option(help="When it was determined to be notifiable / material.")
+    ] = None,
+    risk: Annotated[
+        Risk | None, typer.Option(help="Risk to the people: low, medium, high.")
+    ] = None,
+    encrypted_key_safe: Annotated[
+        bool, typer.Option(help="The data was encrypted and the key was not compromised.")
+    ] = False,
+    improper_purpose: Annotated[
+        bool, typer.Option(help="An improper purpose (e.g. hacking) is suspected.")
+    ] = False,
     notice: Annotated[
         Path | None, typer.Option(help="Notice texts file (YAML); see examples/notice.yaml.")
     ] = None,
 ) -> None:
     """Declare a new incident and print its key."""
+    from flows.assessment import check_data_categories
+
     texts = _load_notice(notice) if notice else None
     with runtime.database().unit_of_work() as session:
         incident = commands.declare(
@@ -94,7 +112,12 @@ def declare(
             detected_at=parse_time(detected_at, "--detected-at"),
             aware_at=parse_time(aware_at, "--aware-at"),
             contained_at=parse_time(contained_at, "--contained-at"),
-            data_categories=data_category,
+            discovered_at=parse_time(discovered_at, "--discovered-at"),
+            determined_at=parse_time(determined_at, "--determined-at"),
+            risk=risk.value if risk else None,
+            encrypted_key_safe=encrypted_key_safe,
+            improper_purpose=improper_purpose,
+            data_categories=check_data_categories(data_category),
             actor=actor(),
         )
         if texts:
@@ -111,6 +134,145 @@ def _load_notice(path: Path) -> dict:
     except yaml.YAMLError as exc:
         raise BreachError(f"{path} is not valid YAML: {exc}") from None
     return parse_notice_texts(raw)
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@app.command()
+def update(
+    key: Key,
+    risk: Annotated[Risk | None, typer.Option(help="Risk to the people.")] = None,
+    detected_at: Annotated[str | None, typer.Option()] = None,
+    aware_at: Annotated[str | None, typer.Option()] = None,
+    discovered_at: Annotated[str | None, typer.Option()] = None,
+    determined_at: Annotated[str | None, typer.Option()] = None,
+    assessed_at: Annotated[str | None, typer.Option()] = None,
+    contained_at: Annotated[str | None, typer.Option()] = None,
+    handling_ended_at: Annotated[str | None, typer.Option()] = None,
+    encrypted_key_safe: Annotated[bool | None, typer.Option()] = None,
+    improper_purpose: Annotated[bool | None, typer.Option()] = None,
+    material: Annotated[bool | None, typer.Option(help="SEC materiality determination.")] = None,
+) -> None:
+    """Change the facts the assessment depends on (recorded with old and new values)."""
+    given = {name: value for name, value in locals().items() if name != "key" and value is not None}
+    changes = {
+        name: parse_time(value, f"--{name.replace('_', '-')}") if name.endswith("_at") else value
+        for name, value in given.items()
+    }
+    if "risk" in changes:
+        changes["risk"] = changes["risk"].value
+    if not changes:
+        raise typer.BadParameter("nothing to update; see breach update --help")
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        changed = commands.update_incident(session, incident, actor(), changes)
+        assessed = incident.has_reached(IncidentState.ASSESSED) or incident.assessed_at
+    for name, values in changed.items():
+        console.print(f"{key}: {name} {values['from']} → {values['to']}")
+    if not changed:
+        console.print(f"{key}: nothing changed")
+    elif assessed:
+        console.print(f"Deadlines may have moved: `breach assess {key}` re-assesses.")
+
+
+@app.command()
+def assess(
+    key: Key,
+    show_all: Annotated[bool, typer.Option("--all", help="Also list what does not apply.")] = False,
+) -> None:
+    """Assess the incident against every regime now and print its obligations."""
+    from flows.assessment import assess as assess_incident
+
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        if incident.state == IncidentState.CLOSED:
+            raise BreachError(f"{incident.key} is closed; its last assessment stands")
+        assessment = assess_incident(session, incident, actor(), runtime.settings())
+        window = incident.notice_deadline
+    _print_obligations(key, assessment, window, show_all)
+
+
+@app.command()
+def obligations(
+    key: Key,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Also list what does not apply.")] = False,
+) -> None:
+    """The obligations of the incident's latest assessment (rules as they were then)."""
+    from models.assessment import latest_assessment
+
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        assessment = latest_assessment(session, incident.id)
+        window = incident.notice_deadline
+    if assessment is None:
+        raise BreachError(f"{key} has not been assessed yet: run `breach assess {key}`")
+    if as_json:
+        document = {
+            "incident": incident.key,
+            "assessed_at": assessment.assessed_at.isoformat().replace("+00:00", "Z"),
+            "assessment": assessment.number,
+            "ruleset_fingerprint": assessment.ruleset_fingerprint,
+            "notice_deadline": window.isoformat().replace("+00:00", "Z") if window else None,
+            "obligations": assessment.obligations,
+        }
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_obligations(key, assessment, window, show_all)
+
+
+def _print_obligations(key: str, assessment, window, show_all: bool) -> None:  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    from models.base import utcnow
+
+    now = utcnow()
+    table = Table(
+        "regime", "audience", "phase", "deadline (UTC)", "local", "left", "why", "content",
+        title=f"{key} obligations (assessment {assessment.number}, {fmt(assessment.assessed_at)})",
+        title_justify="left",
+    )  # fmt: skip
+    skipped = []
+    for o in assessment.obligations:
+        if not o["applies"]:
+            skipped.append(o)
+            continue
+        if o["deadline"]:
+            due = datetime.fromisoformat(o["deadline"])
+            local = due.astimezone(ZoneInfo(o["timezone"])).strftime(
+                f"%Y-%m-%d %H:%M {o['timezone']}"
+            )
+            left = _left(due - now)
+            deadline = fmt(due)
+        else:
+            deadline, local, left = o["deadline_rule"], "", ""
+        table.add_row(
+            o["regime"], o["audience"], o["phase"], deadline, local, left, o["reason"],
+            " ".join(o["content_fields"]),
+        )  # fmt: skip
+    console.print(table)
+    window_text = fmt(window) if window else "no fixed deadline: set one in the policy"
+    console.print(f"Notification window for individuals: {window_text}")
+    if show_all:
+        for o in skipped:
+            console.print(f"  not applicable: {o['regime']} {o['audience']}: {o['reason']}")
+    else:
+        regimes = sorted(
+            {o["regime"] for o in skipped}
+            - {o["regime"] for o in assessment.obligations if o["applies"]}
+        )
+        console.print(f"Considered, not applicable: {', '.join(regimes)} (--all for reasons)")
+
+
+def _left(delta) -> str:  # type: ignore[no-untyped-def]
+    seconds = delta.total_seconds()
+    if seconds < 0:
+        return f"[red]overdue {int(-seconds // 86400)}d {int(-seconds % 86400 // 3600)}h[/]"
+    return f"{int(seconds // 86400)}d {int(seconds % 86400 // 3600)}h"
 
 
 @notice_app.command("set")
@@ -220,7 +382,9 @@ def show(key: Key) -> None:
     table.add_row("detected", fmt(incident.detected_at))
     table.add_row("aware", fmt(incident.aware_at))
     table.add_row("contained", fmt(incident.contained_at))
-    table.add_row("policy deadline", _deadline(incident))
+    table.add_row("risk", incident.risk or "not assessed")
+    table.add_row("notification window", _deadline(incident.notice_deadline, incident))
+    table.add_row("policy deadline", _deadline(incident.policy_deadline, incident))
     table.add_row("closed", fmt(incident.closed_at))
     if incident.purge_after:
         purge = f"done {fmt(incident.purged_at)}" if incident.purged_at else "due"
@@ -234,11 +398,10 @@ def show(key: Key) -> None:
     console.print(table)
 
 
-def _deadline(incident: Incident) -> str:
-    """The policy deadline and where we stand against it: the one date that must not slip."""
+def _deadline(due: datetime | None, incident: Incident) -> str:
+    """A deadline and where we stand against it: the dates that must not slip."""
     from models.base import utcnow
 
-    due = incident.policy_deadline
     if due is None:
         return "set when assessed"
     if incident.closed_at:
@@ -257,10 +420,10 @@ def list_incidents() -> None:
 
     with runtime.database().unit_of_work() as session:
         incidents = session.scalars(select(Incident).order_by(Incident.id.desc())).all()
-    table = Table("key", "state", "severity", "title", "aware", "policy deadline")
+    table = Table("key", "state", "severity", "title", "aware", "notification window")
     for i in incidents:
         table.add_row(
-            i.key, str(i.state), str(i.severity), i.title, fmt(i.aware_at), fmt(i.policy_deadline)
+            i.key, str(i.state), str(i.severity), i.title, fmt(i.aware_at), fmt(i.notice_deadline)
         )
     console.print(table)
 
@@ -366,11 +529,14 @@ def demo(
         int, typer.Option(min=1, max=100_000, help="How many affected people.")
     ] = 1000,
     seed: Annotated[int, typer.Option(help="Seed for the generated people.")] = 2026,
+    policy: Annotated[
+        Path | None, typer.Option(help="A policy profile, e.g. examples/policies/operator-a.yaml.")
+    ] = None,
 ) -> None:
     """Generate a sample incident and run the whole response in the sandbox."""
     from cli.demo import run_demo
 
-    run_demo(people, seed, actor(), console)
+    run_demo(people, seed, actor(), console, policy)
 
 
 def main() -> None:

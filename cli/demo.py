@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from cli.progress import run_with_progress
-from flows import runtime
+from flows import assessment, runtime
 from flows.subjects import import_subjects
 from models import commands
 from models.base import utcnow
@@ -49,6 +49,7 @@ EN_LAST = [
 ]
 ZH_SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"]
 ZH_GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳"]
+US_AREA_CODES = [212, 213, 305, 312, 415, 617, 702, 713]
 HEADER = ["subject_id", "name", "email", "phone", "locale", "country", "region"]
 
 
@@ -63,11 +64,12 @@ def generate_people(path: Path, count: int, seed: int) -> None:
             chinese = rng.random() < 0.4
             if chinese:
                 name = rng.choice(ZH_SURNAMES) + rng.choice(ZH_GIVEN)
-                phone = f"+86 139 {rng.randrange(10_000_000):08d}"
+                phone = f"+86 139 {n:08d}"
                 row = [f"U{n:06d}", name, f"user{n}@example.cn", phone, "zh-CN", "CN", "CN-44"]
             else:
                 name = f"{rng.choice(EN_FIRST)} {rng.choice(EN_LAST)}"
-                phone = f"+1 415 555 {rng.randrange(10_000):04d}"
+                area = US_AREA_CODES[n % len(US_AREA_CODES)]
+                phone = f"+1 {area} {200 + n // 10_000} {n % 10_000:04d}"
                 row = [f"U{n:06d}", name, f"user{n}@example.com", phone, "en-US", "US", "US-CA"]
             if rng.random() < 0.02:
                 row[2] = f"user{n}.example.com"  # the @ lost in some upstream export
@@ -79,10 +81,16 @@ def generate_people(path: Path, count: int, seed: int) -> None:
         writer.writerow(["U999999", "Truncated Row"])
 
 
-def run_demo(people: int, seed: int, actor: str, console: Console) -> None:
+def run_demo(
+    people: int, seed: int, actor: str, console: Console, policy: Path | None = None
+) -> None:
     os.environ["BREACH_NOTIFIER_MODE"] = "sandbox"
+    if policy:
+        os.environ["BREACH_POLICY_FILE"] = str(policy.resolve())
     runtime.reset()
     config = runtime.settings()
+    promise = assessment.policy(config)  # a broken policy file stops the demo before it starts
+    console.print(f"Policy: {promise.name}: {promise.citation.text}")
     now = utcnow().replace(microsecond=0)
     csv_path = config.home / "demo" / f"affected-{now:%Y%m%dT%H%M%S}.csv"
     generate_people(csv_path, people, seed)

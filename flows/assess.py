@@ -1,17 +1,17 @@
-"""Step 1, assess: who is affected, who can be reached, and by when we promised to tell them.
+"""Step 1, assess: who is affected, who can be reached, and who must be told what by when.
 
-For now the assessment is the operator's policy limit (30 calendar days from awareness)
-and the reachable population; the jurisdiction rules engine replaces this later.
+The obligations come from the rules engine (``flows.assessment``); this step adds what the
+notification needs: notice texts for every locale, and how many people email can reach.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
 
 from prefect import task
 from sqlalchemy import select
 
+from flows.assessment import assess as assess_obligations
 from flows.runtime import database, settings
 from flows.steps import STEP_TASK, step_finished, step_started
 from models.commands import get_incident, latest_notice
@@ -56,12 +56,12 @@ def assess(incident_key: str, actor: str) -> None:
         fallbacks = Counter(
             loc for loc, _ in people if choose_locale(loc, writable, config.default_locale) != loc
         )
-        incident.policy_deadline = incident.aware_at + timedelta(days=config.policy_notice_days)
+        assessment = assess_obligations(session, incident, actor, config)
         reachable = sum(1 for _, has_email in people if has_email)
         record(
             session,
             incident,
-            EventKind.ASSESSMENT_RECORDED,
+            EventKind.POPULATION_ASSESSED,
             actor,
             {
                 "affected_people": len(people),
@@ -70,8 +70,7 @@ def assess(incident_key: str, actor: str) -> None:
                 "notice_locales": dict(locales),
                 "locales_without_texts": dict(fallbacks),
                 "notice_version": notice.version,
-                "policy_deadline": incident.policy_deadline.isoformat(),
-                "policy": f"{config.policy_notice_days} calendar days from awareness",
+                "assessment": assessment.number,
             },
         )
         advance(session, incident, IncidentState.ASSESSED, actor)

@@ -15,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from flows.readers import Record
 from models.crypto import Vault
+from rules.vocab import data_categories
 
 MAX_FIELD = 1000  # longer cells are hostile or broken exports; no real name is this long
 MAX_SUBJECT_ID = 200  # the stored width; a longer id could not be matched on re-import
@@ -24,6 +25,7 @@ LOCALE = re.compile(r"^([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|\d{3}))?$", re.
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 CATEGORY_SPLIT = re.compile(r"[;,|]")
+KNOWN_CATEGORIES = frozenset(data_categories())
 
 
 @dataclass(slots=True)
@@ -147,12 +149,11 @@ def validate(
         warnings.append(f"name cut to its first {MAX_NAME} characters")
         name = name[:MAX_NAME]
     warnings.extend(p for p in (email_problem, phone_problem, locale_problem) if p)
-    categories = sorted(
-        {
-            c.strip().lower()
-            for c in CATEGORY_SPLIT.split(values.get("data_categories", ""))
-            if c.strip()
-        }
+    listed = {c.strip().lower() for c in CATEGORY_SPLIT.split(values.get("data_categories", ""))}
+    categories = sorted(listed & KNOWN_CATEGORIES)
+    warnings.extend(
+        f"data category {unknown[:30]!r} is not one the rules know; ignored"
+        for unknown in sorted(listed - KNOWN_CATEGORIES - {""})
     )
     return Person(
         line=record.line,

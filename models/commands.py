@@ -43,10 +43,19 @@ def declare(
     data_categories: list[str],
     actor: str,
     contained_at: datetime | None = None,
+    discovered_at: datetime | None = None,
+    determined_at: datetime | None = None,
+    risk: str | None = None,
+    encrypted_key_safe: bool = False,
+    improper_purpose: bool = False,
 ) -> Incident:
     now = utcnow()
-    for name, value in (("detected-at", detected_at), ("aware-at", aware_at)):
-        if value > now + CLOCK_SKEW:
+    anchors = {
+        "detected-at": detected_at, "aware-at": aware_at, "contained-at": contained_at,
+        "discovered-at": discovered_at, "determined-at": determined_at,
+    }  # fmt: skip
+    for name, value in anchors.items():
+        if value and value > now + CLOCK_SKEW:
             raise InvalidInput(f"--{name} {value.isoformat()} is in the future")
     if aware_at < detected_at:
         raise InvalidInput("--aware-at is before --detected-at: one cannot know before it happens")
@@ -64,6 +73,11 @@ def declare(
         detected_at=detected_at,
         aware_at=aware_at,
         contained_at=contained_at,
+        discovered_at=discovered_at or detected_at,  # discovery is detection unless told
+        determined_at=determined_at,
+        risk=risk,
+        encrypted_key_safe=encrypted_key_safe,
+        improper_purpose=improper_purpose,
         declared_by=actor,
         timeline_length=0,
     )
@@ -81,10 +95,50 @@ def declare(
             "detected_at": detected_at.isoformat(),
             "aware_at": aware_at.isoformat(),
             "data_categories": incident.data_categories,
+            "risk": risk,
+            "encrypted_key_safe": encrypted_key_safe,
+            "improper_purpose": improper_purpose,
         },
         occurred_at=detected_at,
     )
     return incident
+
+
+#: What ``breach update`` may change; each change is recorded with its old and new value.
+UPDATABLE = (
+    "detected_at", "aware_at", "discovered_at", "determined_at", "assessed_at",
+    "contained_at", "handling_ended_at", "risk", "encrypted_key_safe", "improper_purpose",
+    "material",
+)  # fmt: skip
+
+
+def update_incident(
+    session: Session, incident: Incident, actor: str, changes: dict[str, object]
+) -> dict[str, dict[str, object]]:
+    """Change the facts the assessment depends on; returns {field: {from, to}}."""
+    if incident.state == IncidentState.CLOSED:
+        raise InvalidInput(f"{incident.key} is closed; its facts are part of the record now")
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}")
+    now = utcnow()
+    changed: dict[str, dict[str, object]] = {}
+    for name, value in changes.items():
+        if isinstance(value, datetime) and value > now + CLOCK_SKEW:
+            raise InvalidInput(f"--{name.replace('_', '-')} {value.isoformat()} is in the future")
+        old = getattr(incident, name)
+        if old != value:
+            changed[name] = {"from": _plain(old), "to": _plain(value)}
+            setattr(incident, name, value)
+    if incident.aware_at < incident.detected_at:
+        raise InvalidInput("aware-at would be before detected-at")
+    if changed:
+        record(session, incident, EventKind.INCIDENT_UPDATED, actor, changed)
+    return changed
+
+
+def _plain(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def set_notice(

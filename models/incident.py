@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
@@ -56,7 +56,19 @@ class Incident(Base):
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime())
     aware_at: Mapped[datetime] = mapped_column(UTCDateTime())
     contained_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The other clock anchors the law runs deadlines from (see rules/).
+    discovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    determined_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    handling_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # What the rules test besides the people: None = not assessed yet.
+    risk: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    encrypted_key_safe: Mapped[bool] = mapped_column(Boolean, default=False)
+    improper_purpose: Mapped[bool] = mapped_column(Boolean, default=False)
+    material: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     policy_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The notification window: the earliest fixed deadline for telling individuals.
+    notice_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     declared_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -80,3 +92,15 @@ class Incident(Base):
 
     def has_reached(self, state: IncidentState) -> bool:
         return ORDER[IncidentState(self.state)] >= ORDER[state]
+
+    def anchors(self) -> dict[str, datetime | None]:
+        """The clock anchors by the names the rules use."""
+        return {
+            "detected": self.detected_at,
+            "aware": self.aware_at,
+            "discovered": self.discovered_at,
+            "determined": self.determined_at,
+            "assessed": self.assessed_at,
+            "contained": self.contained_at,
+            "handling_ended": self.handling_ended_at,
+        }

@@ -1,5 +1,6 @@
 """Imports every model so that ``Base.metadata`` knows all tables (for Alembic)."""
 
+from models.assessment import Assessment
 from models.base import Base
 from models.incident import Incident
 from models.meta import Meta
@@ -8,4 +9,13 @@ from models.notification import Notification
 from models.subject import Subject
 from models.timeline import TimelineEvent
 
-__all__ = ["Base", "Incident", "Meta", "NoticeVersion", "Notification", "Subject", "TimelineEvent"]
+__all__ = [
+    "Assessment",
+    "Base",
+    "Incident",
+    "Meta",
+    "NoticeVersion",
+    "Notification",
+    "Subject",
+    "TimelineEvent",
+]

@@ -13,7 +13,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 class NotifierMode(StrEnum):
@@ -30,7 +35,22 @@ class SmtpTls(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BREACH_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BREACH_", env_file=".env", toml_file="breach.toml", extra="ignore"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then ``.env``, then ``breach.toml`` in the working directory."""
+        toml = TomlConfigSettingsSource(settings_cls)
+        return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
 
     home: Path = Field(Path(".breach"), description="Working directory for embedded mode.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite under home.")
@@ -62,6 +82,16 @@ class Settings(BaseSettings):
     organisation_name: str = "Example Operator Ltd."
     contact_point: str = "privacy@example.com"
     default_locale: str = "en"
+
+    # The organisation profile the rules test (rules/groups.yaml lists the sector flags).
+    organisation_sectors: list[str] = Field(default_factory=list)
+    home_jurisdictions: list[str] = Field(default_factory=list)
+    organisation_timezone: str = "UTC"
+    gdpr_lead_authority_timezone: str = "Europe/Brussels"
+    policy_file: Path | None = Field(
+        None, description="Our published promise; see examples/policies/."
+    )
+    rules_overrides: Path | None = Field(None, description="Rule files replacing shipped ones.")
 
     policy_notice_days: int = Field(30, ge=1, description="Our published outer limit.")
     import_workers: int = Field(2, ge=1, le=32, description="Processes validating imports.")

@@ -36,6 +36,8 @@ class EventKind(StrEnum):
     STEP_STARTED = "step.started"
     STEP_FINISHED = "step.finished"
     ASSESSMENT_RECORDED = "assessment.recorded"
+    POPULATION_ASSESSED = "population.assessed"
+    INCIDENT_UPDATED = "incident.updated"
     NOTICES_QUEUED = "notices.queued"
     NOTICE_BATCH_SENT = "notices.batch_sent"
     NOTICES_FINISHED = "notices.finished"

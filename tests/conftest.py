@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections import defaultdict
@@ -170,3 +172,25 @@ def live_smtp(
     monkeypatch.setenv("BREACH_SMTP_URL", f"smtp://{controller.hostname}:{controller.port}")
     runtime.reset()
     return handler
+
+
+BREACH = str(Path(sys.executable).parent / "breach")
+
+
+@pytest.fixture
+def breach(settings, prefect_api):
+    """Run ``breach ARGS`` (``NAME=value`` keywords add to its environment) in the test's
+    home; returns the completed process."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_LEVEL"}  # as a user's
+    env |= {"PREFECT_API_URL": prefect_api, "COLUMNS": "200"}
+
+    def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [BREACH, *args],
+            env=env | extra_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    return run

@@ -3,36 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from tests.factories import EXAMPLE_NOTICE, people, write_csv
-
-BREACH = str(Path(sys.executable).parent / "breach")
-
-
-@pytest.fixture
-def breach(settings, prefect_api):
-    """Run ``breach ARGS`` in the test's home; returns the completed process."""
-
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_LEVEL"}  # as a user's
-    env |= {"PREFECT_API_URL": prefect_api, "COLUMNS": "200"}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [BREACH, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    return run
 
 
 def tamper(db, seq: int) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -16,9 +14,9 @@ from flows.incident import incident_response
 from models import commands, ledger
 from models.notification import Notification
 from models.timeline import TimelineEvent, verify_chain
+from tests.conftest import BREACH
 from tests.factories import people, seed_incident
 
-BREACH = str(Path(sys.executable).parent / "breach")
 BATCH = 100
 
 

@@ -357,6 +357,10 @@ def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
     console.print(f"  People affected:   {summary.affected}")
     console.print(f"  People notified:   {summary.notified} ({summary.sent_this_run} in this run)")
     console.print(f"  People unreachable: {summary.unreachable}")
+    if summary.notice_deadline:
+        met = summary.last_sent_at is None or summary.last_sent_at <= summary.notice_deadline
+        verdict = "[green]met[/]" if met else "[red]MISSED[/]"
+        console.print(f"  Notification window: {fmt(summary.notice_deadline)} ({verdict})")
     for reason, n in summary.unreachable_reasons.items():
         console.print(f"    {n:>5} × {reason}")
     if summary.outbox:

@@ -28,6 +28,8 @@ class ResponseSummary(BaseModel):
     nothing_to_do: bool
     outbox: str | None
     reports: str
+    notice_deadline: datetime | None
+    last_sent_at: datetime | None
 
 
 def flow_actor() -> str:
@@ -63,7 +65,7 @@ def finish_run(incident_key: str, started: datetime | None) -> ResponseSummary:
             get_incident(session, incident_key),
             EventKind.RUN_FINISHED,
             flow_actor(),
-            summary.model_dump(exclude={"outbox", "reports", "unreachable_reasons"}),
+            summary.model_dump(mode="json", exclude={"outbox", "reports", "unreachable_reasons"}),
         )
     return summary
 
@@ -94,6 +96,7 @@ def summarize(incident_key: str, since: datetime | None = None) -> ResponseSumma
         counts = ledger.counts(session, incident)
         reasons = ledger.unreachable_reasons(session, incident)
         sent = ledger.reached_since(session, incident, since) if since else 0
+        last_sent = ledger.last_sent_at(session, incident)
     sandbox = config.notifier_mode is NotifierMode.SANDBOX
     return ResponseSummary(
         incident_key=incident.key,
@@ -106,4 +109,6 @@ def summarize(incident_key: str, since: datetime | None = None) -> ResponseSumma
         nothing_to_do=since is None,
         outbox=str((config.outbox / "email").resolve()) if sandbox else None,
         reports=str(config.reports.resolve()),
+        notice_deadline=incident.notice_deadline,
+        last_sent_at=last_sent,
     )

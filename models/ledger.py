@@ -237,6 +237,12 @@ def reached_since(session: Session, incident: Incident, since: datetime) -> int:
     )
 
 
+def last_sent_at(session: Session, incident: Incident) -> datetime | None:
+    return session.scalar(
+        select(func.max(Notification.sent_at)).where(Notification.incident_id == incident.id)
+    )
+
+
 def unreachable_reasons(session: Session, incident: Incident) -> dict[str, int]:
     """Why people could not be reached, most common first; reasons hold no contact details."""
     rows = session.execute(

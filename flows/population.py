@@ -20,6 +20,7 @@ from rules.vocab import data_categories
 MAX_FIELD = 1000  # longer cells are hostile or broken exports; no real name is this long
 MAX_SUBJECT_ID = 200  # the stored width; a longer id could not be matched on re-import
 MAX_NAME = 300
+NO_CONTACT = "no email address or phone number given"
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 LOCALE = re.compile(r"^([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|\d{3}))?$", re.IGNORECASE)
 COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -142,7 +143,7 @@ def validate(
     if not country and phone_region and phone_region != "ZZ":
         country, residence_inferred = phone_region, True
     if not email and not phone and not (email_problem or phone_problem):
-        email_problem = "no email address or phone number given"
+        email_problem = NO_CONTACT
     locale, locale_problem = normalize_locale(values.get("locale", ""), default_locale)
     name = values.get("name", "").strip() or None
     if name and len(name) > MAX_NAME:
@@ -160,7 +161,8 @@ def validate(
         external_id=external_id,
         name_enc=vault.encrypt("name", name),
         email_enc=vault.encrypt("email", email),
-        email_index=vault.blind_index(incident_id, "email", email),
+        # Mailboxes are case-insensitive in practice: Erin@… and erin@… are one person.
+        email_index=vault.blind_index(incident_id, "email", email.casefold() if email else None),
         email_problem=email_problem,
         phone_enc=vault.encrypt("phone", phone),
         phone_index=vault.blind_index(incident_id, "phone", phone),

@@ -55,14 +55,17 @@ class Source:
         return self.total if self.position.closed else self.position.tell()
 
 
-def open_source(path: Path, *, encoding: str | None, mapping: dict[str, str]) -> Source:
+def open_source(
+    path: Path, *, encoding: str | None, mapping: dict[str, str], used: frozenset[str]
+) -> Source:
+    """Open ``path``; records carry the ``used`` columns (our names, after ``mapping``)."""
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:
-        return _jsonl(path, mapping)
+        return _jsonl(path, mapping, used)
     if suffix == ".parquet":
-        return _parquet(path, mapping)
+        return _parquet(path, mapping, used)
     if suffix in CSV_SUFFIXES or not suffix:
         return _csv(path, encoding, mapping)
     raise InvalidInput(
@@ -84,15 +87,32 @@ def canonical_columns(header: list[str], mapping: dict[str, str]) -> list[str]:
 
 
 def detect_encoding(sample: bytes) -> str:
+    """UTF-8 unless most non-ASCII lines of the sample are not; then GB18030 if they are that.
+
+    A few undecodable lines do not decide the encoding of the whole file: they are rows
+    with a problem, rejected one by one. In a UTF-8 file most lines with non-ASCII bytes
+    decode; in a GB18030 file almost none do. Other encodings need ``--encoding``.
+    """
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
-    for candidate in ("utf-8", "gb18030"):
-        try:
-            codecs.getincrementaldecoder(candidate)().decode(sample, final=False)
-        except UnicodeDecodeError:
-            continue
-        return candidate
+    lines = sample.split(b"\n")
+    if len(sample) == SAMPLE_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last one may be cut in the middle of a character
+    foreign = [line for line in lines if not line.isascii()]
+    for encoding in ("utf-8", "gb18030"):
+        if 2 * _failing(foreign, encoding) <= len(foreign):
+            return encoding
     raise InvalidInput("cannot tell the file's encoding; give it with --encoding")
+
+
+def _failing(lines: list[bytes], encoding: str) -> int:
+    failed = 0
+    for line in lines:
+        try:
+            line.decode(encoding)
+        except UnicodeDecodeError:
+            failed += 1
+    return failed
 
 
 def _csv(path: Path, encoding: str | None, mapping: dict[str, str]) -> Source:
@@ -142,15 +162,18 @@ def _csv(path: Path, encoding: str | None, mapping: dict[str, str]) -> Source:
     return Source(columns, records(), path.stat().st_size, f"CSV, {chosen}, {label}-delimited", raw)
 
 
-def _jsonl(path: Path, mapping: dict[str, str]) -> Source:
+def _jsonl(path: Path, mapping: dict[str, str], used: frozenset[str]) -> Source:
     raw = path.open("rb")
     first = raw.readline()
     raw.seek(0)
     try:
-        keys = list(json.loads(first)) if first.strip() else []
-    except (json.JSONDecodeError, TypeError):
+        header = json.loads(first) if first.strip() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict):
         raw.close()
-        raise InvalidInput(f"{path.name}: line 1 is not a JSON object") from None
+        raise InvalidInput(f"{path.name}: line 1 is not a JSON object")
+    keys = list(header)
     columns = canonical_columns(keys, mapping)
     renames = dict(zip([k.strip().lower() for k in keys], columns, strict=True))
 
@@ -168,14 +191,15 @@ def _jsonl(path: Path, mapping: dict[str, str]) -> Source:
                     yield Record(number, None, "not a JSON object")
                     continue
                 values = _texts(
-                    {renames.get(k.strip().lower(), k.strip().lower()): v for k, v in item.items()}
+                    {renames.get(k.strip().lower(), k.strip().lower()): v for k, v in item.items()},
+                    used,
                 )
                 yield Record(number, *values)
 
     return Source(columns, records(), path.stat().st_size, "JSON Lines", raw)
 
 
-def _parquet(path: Path, mapping: dict[str, str]) -> Source:
+def _parquet(path: Path, mapping: dict[str, str], used: frozenset[str]) -> Source:
     import pyarrow.parquet as pq
 
     try:
@@ -191,16 +215,21 @@ def _parquet(path: Path, mapping: dict[str, str]) -> Source:
             for item in batch.to_pylist():
                 number += 1
                 renamed = {col: item[name] for name, col in zip(names, columns, strict=True)}
-                yield Record(number, *_texts(renamed))
+                yield Record(number, *_texts(renamed, used))
 
     total = parquet.metadata.num_rows
     return Source(columns, records(), total, f"Parquet, {total} rows")
 
 
-def _texts(item: dict[str, object]) -> tuple[dict[str, str] | None, str | None]:
-    """Scalars as text; nested values make the record unreadable."""
+def _texts(
+    item: dict[str, object], used: frozenset[str]
+) -> tuple[dict[str, str] | None, str | None]:
+    """The columns we use, as text; a nested value in one of them makes the record
+    unreadable. Other columns are left out, whatever their type."""
     values: dict[str, str] = {}
     for key, value in item.items():
+        if key not in used:
+            continue
         if value is None:
             values[key] = ""
         elif isinstance(value, (str, int, float, bool)):

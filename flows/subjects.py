@@ -29,7 +29,14 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from flows.population import Person, Rejection, start_worker, validate, validate_chunk
+from flows.population import (
+    NO_CONTACT,
+    Person,
+    Rejection,
+    start_worker,
+    validate,
+    validate_chunk,
+)
 from flows.readers import Record, open_source
 from models import bulk
 from models.base import utcnow
@@ -98,7 +105,9 @@ def import_subjects(
             f"{incident.key} is already {incident.state}; people can only be added before "
             "notification has finished"
         )
-    source = open_source(path, encoding=encoding, mapping=mapping or {})
+    source = open_source(
+        path, encoding=encoding, mapping=mapping or {}, used=frozenset(KNOWN_COLUMNS)
+    )
     if "subject_id" not in source.columns or not {"email", "phone"} & set(source.columns):
         raise InvalidInput(
             f"{path.name}: needs a subject_id column and an email or phone column (map yours "
@@ -184,6 +193,7 @@ class _Known:
     external_id: str
     email_index: str | None
     phone_index: str | None
+    email_problem: str | None
     row: dict[str, Any] | None = None  # the insert for a new person; None for a stored one
     changes: dict[str, Any] = field(default_factory=dict)
 
@@ -202,7 +212,7 @@ def _merge(session: Session, incident_id: int, people: list[Person], report: Imp
         if target is None:
             target = _Known(
                 None, person.line, person.external_id, person.email_index, person.phone_index,
-                row=_row(incident_id, person, now),
+                person.email_problem, row=_row(incident_id, person, now),
             )  # fmt: skip
             new.append(target)
         else:
@@ -230,7 +240,7 @@ def _known(
         ("email_index", {p.email_index for p in people if p.email_index}),
         ("phone_index", {p.phone_index for p in people if p.phone_index}),
     )
-    columns = ("id", "source_line", "external_id", "email_index", "phone_index")
+    columns = ("id", "source_line", "external_id", "email_index", "phone_index", "email_problem")
     rows = [  # one query per key: each uses its own index (an OR of the three would scan)
         row
         for key, values in wanted
@@ -240,7 +250,10 @@ def _known(
     ]
     by_id, by_email, by_phone = {}, {}, {}
     for row in rows:
-        known = _Known(row.id, row.source_line, row.external_id, row.email_index, row.phone_index)
+        known = _Known(
+            row.id, row.source_line, row.external_id, row.email_index, row.phone_index,
+            row.email_problem,
+        )  # fmt: skip
         by_id[row.external_id] = known
         if row.email_index:
             by_email.setdefault(row.email_index, known)
@@ -262,6 +275,8 @@ def _fold(target: _Known, person: Person) -> None:
         values.update(
             phone_enc=person.phone_enc, phone_index=person.phone_index, phone_problem=None
         )
+    if target.email_problem == NO_CONTACT and (target.email_index or target.phone_index):
+        target.email_problem = values["email_problem"] = None  # no longer true
 
 
 def _row(incident_id: int, person: Person, imported_at: datetime) -> dict[str, Any]:

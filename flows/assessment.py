@@ -8,11 +8,12 @@ new assessment and says on the timeline which deadlines moved. The notification 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from models.assessment import Assessment, latest_assessment
@@ -97,12 +98,12 @@ def facts(session: Session, incident: Incident) -> IncidentFacts:
         if region:
             residents[region] = residents.get(region, 0) + count
     categories = set(incident.data_categories)
-    for (listed,) in session.execute(
-        select(Subject.data_categories)
+    for (listed,) in session.execute(  # as text: PostgreSQL's json has no equality for DISTINCT
+        select(cast(Subject.data_categories, Text))
         .where(Subject.incident_id == incident.id, Subject.data_categories.is_not(None))
         .distinct()
     ):
-        categories.update(listed)
+        categories.update(json.loads(listed))
     return IncidentFacts(
         anchors=incident.anchors(),
         risk=incident.risk,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -202,7 +203,7 @@ def _merge(session: Session, incident_id: int, people: list[Person], report: Imp
     """Insert new people; fold repeats into the person they repeat."""
     by_id, by_email, by_phone = _known(session, incident_id, people)
     new: list[_Known] = []
-    now = utcnow()
+    now = utcnow().replace(tzinfo=None)  # stored form of a UTC time
     for person in people:
         target, how = by_id.get(person.external_id), "subject_id"
         if target is None and person.email_index:
@@ -280,6 +281,7 @@ def _fold(target: _Known, person: Person) -> None:
 
 
 def _row(incident_id: int, person: Person, imported_at: datetime) -> dict[str, Any]:
+    """The person as ``bulk.insert_rows`` stores it (``imported_at`` naive UTC, JSON as text)."""
     return {
         "incident_id": incident_id,
         "external_id": person.external_id,
@@ -294,7 +296,7 @@ def _row(incident_id: int, person: Person, imported_at: datetime) -> dict[str, A
         "country": person.country,
         "region": person.region,
         "residence_inferred": person.residence_inferred,
-        "data_categories": person.data_categories,
+        "data_categories": json.dumps(person.data_categories) if person.data_categories else None,
         "source_line": person.line,
         "imported_at": imported_at,
     }

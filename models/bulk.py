@@ -3,48 +3,42 @@
 Importing millions of people spends most of its time in per-row parameter processing if
 it goes through SQLAlchemy's statement layer. Here, and only here, rows go to the driver
 as tuples: ``COPY`` on PostgreSQL, ``executemany`` on SQLite, inside the session's own
-transaction.
+transaction. Rows come in the form the driver stores, so nothing is converted per value.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
-
-from models.base import UTCDateTime
-
-
-def _converter(column_type: object) -> Callable[[Any], Any] | None:
-    """How a value of this column type is stored by the driver; None: as it is."""
-    if isinstance(column_type, UTCDateTime):
-        return lambda value: value.astimezone(UTC).replace(tzinfo=None)
-    if isinstance(column_type, JSON):
-        return json.dumps
-    return None
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` given in stored form: datetimes naive UTC, JSON already as text."""
     if not rows:
         return
     names = [c.name for c in table.columns if c.name in rows[0]]
-    converters = [_converter(table.c[name].type) for name in names]
 
     def stored(row: dict[str, Any]) -> tuple[Any, ...]:
-        values = (row[name] for name in names)
-        return tuple(
-            value if convert is None or value is None else convert(value)
-            for value, convert in zip(values, converters, strict=True)
-        )
+        return tuple(row[name] for name in names)
 
     connection = session.connection()
     if connection.dialect.name == "postgresql":
+        # Binary COPY: ciphertexts go as bytes, not hex text the server must parse back.
+        types = dict(
+            connection.exec_driver_sql(
+                "SELECT column_name, udt_name FROM information_schema.columns "
+                "WHERE table_name = %s AND table_schema = current_schema()",
+                (table.name,),
+            ).all()
+        )
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+        with cursor.copy(sql) as copy:
+            # json's binary form is its UTF-8 text: send our JSON text as text.
+            copy.set_types(["text" if types[n] == "json" else types[n] for n in names])
             for row in rows:
                 copy.write_row(stored(row))
         return

@@ -251,6 +251,8 @@ def _known(
     ]
     by_id, by_email, by_phone = {}, {}, {}
     for row in rows:
+        if row.external_id in by_id:  # found by more than one key: one person, one object
+            continue
         known = _Known(
             row.id, row.source_line, row.external_id, row.email_index, row.phone_index,
             row.email_problem,

@@ -632,3 +632,24 @@ def test_a_long_name_is_cut_with_a_warning(
     assert (report.new, report.rejected_count) == (1, 0)
     assert report.warnings == [(2, "name cut to its first 300 characters")]
     assert keys.decrypt("name", stored(db, incident_id)["L1"].name_enc) == "N" * 300
+
+
+def test_a_person_found_by_two_keys_gets_the_new_channel_once(
+    db: Database, keys: Vault, incident_id: int, tmp_path: Path
+) -> None:
+    """Two later rows reach one stored person by different keys (id, then email): the first
+    row's phone is added and the second row's does not overwrite it."""
+    first = tmp_path / "first.csv"
+    first.write_text("subject_id,email,phone,country\nA1,a1@example.com,,GB\n", encoding="utf-8")
+    later = tmp_path / "later.csv"
+    later.write_text(
+        "subject_id,email,phone,country\n"
+        "A1,,+44 20 7946 0000,GB\nB7,a1@example.com,+44 20 7946 0958,GB\n",
+        encoding="utf-8",
+    )
+    run_import(db, keys, incident_id, first, tmp_path)
+    report = run_import(db, keys, incident_id, later, tmp_path)
+    assert (report.new, report.merged) == (0, 2)
+    people = stored(db, incident_id)
+    assert list(people) == ["A1"]
+    assert plain(keys, people["A1"])["phone"] == "+442079460000"

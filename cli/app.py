@@ -361,6 +361,8 @@ def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
         met = summary.last_sent_at is None or summary.last_sent_at <= summary.notice_deadline
         verdict = "[green]met[/]" if met else "[red]MISSED[/]"
         console.print(f"  Notification window: {fmt(summary.notice_deadline)} ({verdict})")
+    else:
+        console.print("  Notification window: no fixed deadline under the rules and policy")
     for reason, n in summary.unreachable_reasons.items():
         console.print(f"    {n:>5} × {reason}")
     if summary.outbox:
@@ -407,7 +409,9 @@ def _deadline(due: datetime | None, incident: Incident) -> str:
     from models.base import utcnow
 
     if due is None:
-        return "set when assessed"
+        if incident.assessed_at is None:
+            return "set when assessed"
+        return "no fixed deadline (see `breach obligations`)"
     if incident.closed_at:
         verdict = "[green]met[/]" if incident.closed_at <= due else "[red]missed[/]"
         return f"{fmt(due)} ({verdict})"

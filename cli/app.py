@@ -304,10 +304,10 @@ def subjects_import(
 
     report = import_with_progress(key, file, encoding, _mapping(map_ or []), actor(), console)
     console.print(
-        f"{key}: {report.rows} rows read ({report.source}): [green]{report.new} new people[/], "
-        f"{report.merged} merged into people already known, "
-        f"[red]{report.rejected_count} rejected[/], "
-        f"{report.contact_problem_rows} with contact problems"
+        f"{key}: {report.rows:,} rows read ({report.source}): "
+        f"[green]{report.new:,} new people[/], {report.merged:,} merged into people already "
+        f"known, [red]{report.rejected_count:,} rejected[/], "
+        f"{report.contact_problem_rows:,} with contact problems"
     )
     for title, lines, total in (
         ("Rejected", report.rejected, report.rejected_count),
@@ -315,7 +315,7 @@ def subjects_import(
     ):
         if lines:
             table = Table("line", "reason", title=title, title_justify="left")
-            for line, reason in lines[:20]:
+            for line, reason in sorted(lines)[:20]:
                 table.add_row(str(line), reason)
             if total > 20:
                 table.add_row("…", f"{total - 20} more")

@@ -320,7 +320,7 @@ class _RejectFile:
         if self._writer is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             number = len(list(self.directory.glob(f"{self.incident_key}-*.csv"))) + 1
-            self.path = self.directory / f"{self.incident_key}-{number}.csv"
+            self.path = (self.directory / f"{self.incident_key}-{number}.csv").resolve()
             self._handle = self.path.open("w", newline="", encoding="utf-8")
             self._writer = csv.writer(self._handle)
             self._writer.writerow(["line", "reason"])

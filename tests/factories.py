@@ -6,12 +6,15 @@ import csv
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from flows import runtime
+from flows.subjects import ImportReport
 from models import commands
 from models.base import utcnow
+from models.crypto import Vault
 from models.db import Database
 from models.incident import Severity
 from models.notice import parse_notice_texts
@@ -138,3 +141,26 @@ def seed_incident(
             rejects_dir=settings.home / "rejects",
         )
         return incident.key
+
+
+def run_import(
+    db: Database, keys: Vault, incident_id: int, path: Path, tmp_path: Path, **options: Any
+) -> ImportReport:
+    """Import ``path`` into the incident as ``alice``, rejects under ``tmp_path``."""
+    from flows.subjects import import_subjects
+    from models.incident import Incident
+
+    options = {"encoding": None, "mapping": {}, "workers": 1, **options}
+    with db.unit_of_work() as session:
+        incident = session.get(Incident, incident_id)
+        assert incident is not None
+        return import_subjects(
+            session,
+            incident,
+            path,
+            actor="alice",
+            vault=keys,
+            default_locale="en",
+            rejects_dir=tmp_path / "rejects",
+            **options,
+        )

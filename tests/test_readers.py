@@ -14,13 +14,13 @@ from sqlalchemy import select
 
 from flows import runtime
 from flows.readers import SAMPLE_BYTES
-from flows.subjects import ImportReport, import_subjects
 from models.commands import declare
 from models.crypto import Vault
 from models.db import Database
 from models.errors import InvalidInput
-from models.incident import Incident, Severity
+from models.incident import Severity
 from models.subject import Subject
+from tests.factories import run_import
 
 CHINESE = {"C1": "王芳", "C2": "李雷", "C3": "张伟"}
 
@@ -46,25 +46,6 @@ def incident_id(db: Database) -> int:
             actor="alice",
         )
         return incident.id
-
-
-def run_import(
-    db: Database, keys: Vault, incident_id: int, path: Path, tmp_path: Path, **options: Any
-) -> ImportReport:
-    options = {"encoding": None, "mapping": {}, "workers": 1, **options}
-    with db.unit_of_work() as session:
-        incident = session.get(Incident, incident_id)
-        assert incident is not None
-        return import_subjects(
-            session,
-            incident,
-            path,
-            actor="alice",
-            vault=keys,
-            default_locale="en",
-            rejects_dir=tmp_path / "rejects",
-            **options,
-        )
 
 
 def people(db: Database, keys: Vault, incident_id: int) -> dict[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 import flows.subjects
 from flows import runtime
-from flows.subjects import PARALLEL_FROM_BYTES, ImportReport, _RejectFile, import_subjects
+from flows.subjects import PARALLEL_FROM_BYTES, _RejectFile
 from models.commands import declare
 from models.crypto import Vault
 from models.db import Database
@@ -24,6 +24,7 @@ from models.errors import InvalidInput
 from models.incident import Incident, IncidentState, Severity
 from models.subject import Subject
 from models.timeline import EventKind, TimelineEvent, advance, verify_chain
+from tests.factories import run_import
 
 HEADER = "subject_id,name,email,phone,locale,country,region,data_categories,loyalty_tier\n"
 #: One entry per physical line; the comments give each row's expected fate.
@@ -116,25 +117,6 @@ def write(tmp_path: Path, text: str, name: str = "affected.csv", encoding: str =
     path = tmp_path / name
     path.write_bytes(text.encode(encoding))
     return path
-
-
-def run_import(
-    db: Database, keys: Vault, incident_id: int, path: Path, tmp_path: Path, **options: Any
-) -> ImportReport:
-    options = {"encoding": None, "mapping": {}, "workers": 1, **options}
-    with db.unit_of_work() as session:
-        incident = session.get(Incident, incident_id)
-        assert incident is not None
-        return import_subjects(
-            session,
-            incident,
-            path,
-            actor="alice",
-            vault=keys,
-            default_locale="en",
-            rejects_dir=tmp_path / "rejects",
-            **options,
-        )
 
 
 def stored(db: Database, incident_id: int) -> dict[str, Subject]:

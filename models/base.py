@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -24,6 +24,15 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def opaque(length: int) -> String:
+    """A string compared byte for byte: ids and blind indexes have no linguistic order.
+
+    On PostgreSQL that is ``COLLATE "C"``, which indexes compare with memcmp instead of the
+    locale's strcoll; it makes importing millions of people measurably faster.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

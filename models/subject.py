@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
+from models.base import Base, UTCDateTime, opaque, utcnow
 
 
 class Subject(Base):
@@ -37,13 +37,13 @@ class Subject(Base):
     # No index of its own: the unique (incident_id, external_id) index serves lookups by
     # incident, and one index fewer to maintain makes imports faster.
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
-    external_id: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str] = mapped_column(opaque(200))
     name_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     email_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    email_index: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    email_index: Mapped[str | None] = mapped_column(opaque(32), nullable=True)
     email_problem: Mapped[str | None] = mapped_column(String(300), nullable=True)
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    phone_index: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    phone_index: Mapped[str | None] = mapped_column(opaque(32), nullable=True)
     phone_problem: Mapped[str | None] = mapped_column(String(300), nullable=True)
     locale: Mapped[str] = mapped_column(String(35))
     country: Mapped[str | None] = mapped_column(String(2), nullable=True)

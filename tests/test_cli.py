@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -122,3 +123,17 @@ def test_demo_runs_the_whole_response_in_the_sandbox(breach, settings):
     assert str(outbox.resolve()) in ran.stdout.replace("\n", "")
     assert "breach timeline INC-" in ran.stdout
     assert "line 82: same person as line 2 (same subject_id); merged" in ran.stdout
+
+
+def test_demo_runs_under_an_operators_published_policy(breach, settings):
+    """`breach demo --policy` uses that operator's promise for the notification window."""
+    policy = Path(__file__).resolve().parents[1] / "examples" / "policies" / "operator-a.yaml"
+    ran = breach("demo", "--people", "30", "--policy", str(policy))
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    assert "Policy: operator-a" in ran.stdout
+    assert "Notification window:" in ran.stdout and "(met)" in ran.stdout
+    broken = settings.home.parent / "broken-policy.yaml"
+    broken.write_text("name: x\nwindow_days: -3\n", encoding="utf-8")
+    refused = breach("demo", "--people", "5", "--policy", str(broken))
+    assert refused.returncode == 1 and "window_days" in refused.stderr
+    assert "Traceback" not in refused.stderr

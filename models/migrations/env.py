@@ -5,8 +5,8 @@ from ``BREACH_DATABASE_URL`` (or the embedded SQLite default).
 """
 
 from alembic import context
-from sqlalchemy import create_engine
 
+from models.db import Database
 from models.registry import Base
 from models.settings import Settings
 
@@ -22,5 +22,5 @@ def run(conn) -> None:  # type: ignore[no-untyped-def]
 if connection is not None:
     run(connection)
 else:
-    with create_engine(Settings().resolved_database_url).begin() as conn:
+    with Database(Settings().resolved_database_url).engine.begin() as conn:
         run(conn)

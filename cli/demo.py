@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cli.common import print_summary
 from cli.progress import run_with_progress
 from flows import assessment, runtime
 from flows.subjects import import_subjects
@@ -130,9 +131,7 @@ def run_demo(
     for line, reason in report.rejected:
         console.print(f"  line {line}: {reason}")
 
-    from cli.app import _print_summary
-
-    _print_summary(run_with_progress(key, actor, console))
+    print_summary(run_with_progress(key, actor, console))
     console.print(f"  Verify the record:  breach audit verify {key}")
 
 

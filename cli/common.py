@@ -1,0 +1,72 @@
+"""What the ``breach`` commands share: consoles, who is acting, times, and the run summary."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from flows.runs import ResponseSummary
+
+console = Console()
+errors = Console(stderr=True)
+
+Key = Annotated[str, typer.Argument(help="Incident key, e.g. INC-2026-0001.")]
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+def actor() -> str:
+    """Who is at the keyboard: ``BREACH_ACTOR`` or the login name."""
+    return os.environ.get("BREACH_ACTOR") or f"cli:{getpass.getuser()}"
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-11-20T09:30:00+08:00", param_hint=option
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def fmt(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def print_summary(summary: ResponseSummary) -> None:
+    """What a run did, as a person reads it."""
+    if summary.nothing_to_do:
+        console.print(
+            f"{summary.incident_key} is already {summary.state}: nothing to do, nothing was sent."
+        )
+        return
+    console.print(f"\n[bold]{summary.incident_key}[/] is {summary.state}.")
+    console.print(f"  People affected:   {summary.affected}")
+    console.print(f"  People notified:   {summary.notified} ({summary.sent_this_run} in this run)")
+    console.print(f"  People unreachable: {summary.unreachable}")
+    if summary.notice_deadline:
+        met = summary.last_sent_at is None or summary.last_sent_at <= summary.notice_deadline
+        verdict = "[green]met[/]" if met else "[red]MISSED[/]"
+        console.print(f"  Notification window: {fmt(summary.notice_deadline)} ({verdict})")
+    else:
+        console.print("  Notification window: no fixed deadline under the rules and policy")
+    for reason, n in summary.unreachable_reasons.items():
+        console.print(f"    {n:>5} × {reason}")
+    if summary.outbox:
+        console.print(f"  Outbox (sandbox):  {summary.outbox}")
+    console.print(f"  Reports:           {summary.reports}")
+    console.print(f"  Timeline:          breach timeline {summary.incident_key}")

@@ -1,0 +1,149 @@
+"""``breach show``, ``list``, ``timeline`` and ``audit verify``: reviewing an incident."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import Key, console, errors, fmt
+from flows import runtime
+from models import commands, ledger
+from models.incident import Incident
+from models.timeline import TimelineEvent, verify_chain
+
+
+def show(key: Key) -> None:
+    """State, anchor times, deadline and counts per notification state."""
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        counts = ledger.counts(session, incident)
+        notice = commands.latest_notice(session, incident)
+        people = commands.count_subjects(session, incident)
+    table = Table(
+        show_header=False, title=f"{incident.key} — {incident.title}", title_justify="left"
+    )
+    table.add_row("state", str(incident.state))
+    table.add_row("severity", str(incident.severity))
+    table.add_row("data categories", ", ".join(incident.data_categories) or "—")
+    table.add_row("detected", fmt(incident.detected_at))
+    table.add_row("aware", fmt(incident.aware_at))
+    table.add_row("contained", fmt(incident.contained_at))
+    table.add_row("risk", incident.risk or "not assessed")
+    table.add_row("notification window", _deadline(incident.notice_deadline, incident))
+    table.add_row("policy deadline", _deadline(incident.policy_deadline, incident))
+    table.add_row("closed", fmt(incident.closed_at))
+    if incident.purge_after:
+        purge = f"done {fmt(incident.purged_at)}" if incident.purged_at else "due"
+        table.add_row("contact details purge", f"{fmt(incident.purge_after)} ({purge})")
+    table.add_row("declared by", incident.declared_by)
+    table.add_row("affected people", str(people))
+    table.add_row("notice version", str(notice.version) if notice else "none (breach notice set)")
+    for state, n in sorted(counts.items()):
+        table.add_row(f"notices {state}", str(n))
+    table.add_row("timeline events", str(incident.timeline_length))
+    console.print(table)
+
+
+def _deadline(due: datetime | None, incident: Incident) -> str:
+    """A deadline and where we stand against it: the dates that must not slip."""
+    from models.base import utcnow
+
+    if due is None:
+        if incident.assessed_at is None:
+            return "set when assessed"
+        return "no fixed deadline (see `breach obligations`)"
+    if incident.closed_at:
+        verdict = "[green]met[/]" if incident.closed_at <= due else "[red]missed[/]"
+        return f"{fmt(due)} ({verdict})"
+    left = due - utcnow()
+    if left.total_seconds() < 0:
+        return f"{fmt(due)} ([red]overdue by {-left.days} days[/])"
+    return f"{fmt(due)} (in {left.days} days {left.seconds // 3600} h)"
+
+
+def list_incidents() -> None:
+    """Every incident, newest first."""
+    from sqlalchemy import select
+
+    with runtime.database().unit_of_work() as session:
+        incidents = session.scalars(select(Incident).order_by(Incident.id.desc())).all()
+    table = Table("key", "state", "severity", "title", "aware", "notification window")
+    for i in incidents:
+        table.add_row(
+            i.key, str(i.state), str(i.severity), i.title, fmt(i.aware_at), fmt(i.notice_deadline)
+        )
+    console.print(table)
+
+
+def timeline(
+    key: Key,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, hashes included.")] = False,
+) -> None:
+    """Every event of the incident, in order."""
+    from sqlalchemy import select
+
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        events = session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.incident_id == incident.id)
+            .order_by(TimelineEvent.seq)
+        ).all()
+    if as_json:
+        rows = [
+            {
+                "seq": e.seq,
+                "occurred_at": e.occurred_at.isoformat(),
+                "recorded_at": e.recorded_at.isoformat(),
+                "actor": e.actor,
+                "kind": e.kind,
+                "payload": e.payload,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in events
+        ]
+        sys.stdout.write(
+            json.dumps({"incident": incident.key, "events": rows}, ensure_ascii=False, indent=2)
+            + "\n"
+        )
+        return
+    table = Table(
+        "#", "happened", "recorded", "actor", "kind", "details",
+        title=f"{incident.key} timeline", title_justify="left",
+    )  # fmt: skip
+    for e in events:
+        happened = "" if e.occurred_at == e.recorded_at else fmt(e.occurred_at)
+        table.add_row(str(e.seq), happened, fmt(e.recorded_at), e.actor, e.kind, _brief(e.payload))
+    console.print(table)
+
+
+def _brief(payload: dict) -> str:
+    """``key=value, …`` on one line; the full payload is in ``--json``."""
+    parts = []
+    for name, value in payload.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{name}={shown}")
+    text = ", ".join(parts)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def audit_verify(key: Key) -> None:
+    """Recompute the timeline's hash chain; exit 1 at the first broken event."""
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        check = verify_chain(session, incident)
+    if check.ok:
+        console.print(
+            f"{incident.key}: timeline verified, {check.events} events, head {check.head}"
+        )
+        return
+    errors.print(
+        f"[red]{incident.key}: timeline BROKEN at event {check.broken_at}[/]: {check.reason}"
+    )
+    raise typer.Exit(1)

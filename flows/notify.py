@@ -21,7 +21,7 @@ from models.base import utcnow
 from models.commands import get_incident, latest_notice
 from models.crypto import Vault
 from models.delivery import Channel, DeliveryResult, DeliveryStatus, OutboundMessage
-from models.errors import BreachError, ProviderUnavailable
+from models.errors import BreachError, ProviderUnavailable, safe_reason
 from models.incident import Incident, IncidentState
 from models.notice import NoticeContent, NoticeText
 from models.notification import Notification
@@ -117,7 +117,9 @@ def send_batch(incident_key: str, worker: str) -> int:
         results = asyncio.run(email_notifier(config).send(messages))
     except BaseException as exc:  # nothing was tried: hand the whole batch back, then stop
         results = [
-            DeliveryResult(notification_id=row.id, status=DeliveryStatus.DEFERRED, detail=str(exc))
+            DeliveryResult(
+                notification_id=row.id, status=DeliveryStatus.DEFERRED, detail=safe_reason(exc)
+            )
             for row in rows
         ]
         _record(incident_key, worker, results, config, leased=len(rows))

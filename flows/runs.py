@@ -12,6 +12,7 @@ from flows.runtime import database, settings
 from models import ledger
 from models.base import utcnow
 from models.commands import get_incident
+from models.errors import safe_reason
 from models.incident import IncidentState
 from models.settings import NotifierMode
 from models.timeline import EventKind, record
@@ -76,7 +77,7 @@ def record_failure(flow: Any, run: Any, state: Any) -> None:
     try:
         state.result()
     except Exception as exc:  # the failure itself, as Prefect stored it
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = safe_reason(exc)
     else:
         reason = str(state.message)
     with database().unit_of_work() as session:

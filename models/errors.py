@@ -2,7 +2,22 @@
 
 
 class BreachError(Exception):
-    """Base for every error whose message is meant for the person at the keyboard."""
+    """Base for every error whose message is meant for the person at the keyboard.
+
+    Their messages are written never to quote a contact detail, so they may be stored.
+    """
+
+
+def safe_reason(exc: BaseException) -> str:
+    """A failure's reason fit for the ledger and the timeline.
+
+    Our own errors say what happened. Anything else may quote its input (a validation
+    error quotes the address it rejected), so only its type is kept; the traceback is in
+    Prefect's log.
+    """
+    if isinstance(exc, BreachError):
+        return str(exc)[:1000]
+    return f"{type(exc).__name__} (unexpected; the traceback is in the Prefect log)"
 
 
 class NotFound(BreachError):

@@ -174,3 +174,20 @@ def assert_no_incident(db: Database) -> None:
     with db.unit_of_work() as session:
         assert session.scalars(select(Incident)).all() == []
         assert session.scalars(select(TimelineEvent)).all() == []
+
+
+def test_only_our_own_error_texts_are_kept_as_failure_reasons() -> None:
+    """A library error can quote a contact detail; the stored reason keeps only its type."""
+    from pydantic import BaseModel, ValidationError
+
+    from models.errors import InvalidInput, safe_reason
+
+    class Message(BaseModel):
+        count: int
+
+    with pytest.raises(ValidationError) as caught:
+        Message(count="alice@example.com")  # type: ignore[arg-type]
+    assert "alice@example.com" in str(caught.value)
+    assert "alice@example.com" not in safe_reason(caught.value)
+    assert safe_reason(caught.value).startswith("ValidationError")
+    assert safe_reason(InvalidInput("no notice texts")) == "no notice texts"

@@ -178,6 +178,43 @@ def run(key: Key) -> None:
     print_summary(summary)
 
 
+@app.command()
+def dispatch(key: Key) -> None:
+    """Join the sending of an incident's notices from another process or machine.
+
+    `breach run` queues the notices and sends them; each `breach dispatch` started beside
+    it claims batches from the same ledger, so the work is shared and no notice is sent
+    twice. Returns when nothing is left to send.
+    """
+    from flows.notify import notify_shard
+    from models.incident import IncidentState
+
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        if incident.state != IncidentState.NOTIFYING:
+            raise BreachError(
+                f"{key} is {incident.state}, not notifying: `breach run {key}` queues the "
+                "notices; dispatchers help send them"
+            )
+    sent = notify_shard(key)
+    shown = ", ".join(f"{n} by {channel}" for channel, n in sent.items()) or "nothing"
+    console.print(f"{key}: this dispatcher handed {shown} to the providers.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve provider status callbacks and the notice pages that SMS and push link to."""
+    import uvicorn
+
+    from api.app import create_app
+
+    console.print(f"Serving on http://{host}:{port} (public URL: {runtime.settings().public_url})")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
 app.command()(review.show)
 app.command("list")(review.list_incidents)
 app.command()(review.timeline)

@@ -13,6 +13,7 @@ from rich.table import Table
 from cli.common import Key, Risk, actor, console, fmt, parse_time
 from flows import runtime
 from models import commands
+from models.chain import parse_chain
 from models.errors import BreachError
 from models.incident import IncidentState
 
@@ -30,9 +31,18 @@ def update(
     encrypted_key_safe: Annotated[bool | None, typer.Option()] = None,
     improper_purpose: Annotated[bool | None, typer.Option()] = None,
     material: Annotated[bool | None, typer.Option(help="SEC materiality determination.")] = None,
+    channels: Annotated[
+        str | None,
+        typer.Option(
+            help="This incident's fallback chain, e.g. push,email,sms,voice,letter "
+            "(default: the policy's channels, in order)."
+        ),
+    ] = None,
 ) -> None:
     """Change the facts the assessment depends on (recorded with old and new values)."""
     given = {name: value for name, value in locals().items() if name != "key" and value is not None}
+    if "channels" in given:
+        given["channel_chain"] = [str(c) for c in parse_chain(given.pop("channels").split(","))]
     changes = {
         name: parse_time(value, f"--{name.replace('_', '-')}") if name.endswith("_at") else value
         for name, value in given.items()

@@ -58,13 +58,20 @@ def print_summary(summary: ResponseSummary) -> None:
     console.print(f"  People affected:   {summary.affected}")
     console.print(f"  People notified:   {summary.notified} ({summary.sent_this_run} in this run)")
     console.print(f"  People unreachable: {summary.unreachable}")
+    if summary.pending:
+        console.print(f"  People in progress: {summary.pending}")
+    for channel, states in summary.by_channel.items():
+        shown = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        console.print(f"    {channel:<7} {shown}")
     if summary.notice_deadline:
         met = summary.last_sent_at is None or summary.last_sent_at <= summary.notice_deadline
         verdict = "[green]met[/]" if met else "[red]MISSED[/]"
         console.print(f"  Notification window: {fmt(summary.notice_deadline)} ({verdict})")
     else:
         console.print("  Notification window: no fixed deadline under the rules and policy")
-    for reason, n in summary.unreachable_reasons.items():
+    if summary.unreachable_reasons:
+        console.print("  Why people were unreachable:")
+    for reason, n in list(summary.unreachable_reasons.items())[:10]:
         console.print(f"    {n:>5} × {reason}")
     if summary.outbox:
         console.print(f"  Outbox (sandbox):  {summary.outbox}")

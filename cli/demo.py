@@ -51,33 +51,83 @@ EN_LAST = [
 ZH_SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"]
 ZH_GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳"]
 US_AREA_CODES = [212, 213, 305, 312, 415, 617, 702, 713]
-HEADER = ["subject_id", "name", "email", "phone", "locale", "country", "region"]
+HEADER = ["subject_id", "name", "email", "phone", "push", "address", "locale", "country", "region"]
+#: Who can be reached how, in shares of everyone: every channel gets work, and some people
+#: need the fallback (a broken email, a landline that cannot take an SMS) or have none left.
+MIX = (
+    ("email and mobile", 0.50),
+    ("email only", 0.10),
+    ("push only", 0.10),
+    ("push and email", 0.05),
+    ("mobile only", 0.05),
+    ("broken email and mobile", 0.06),  # email unusable: falls back to SMS
+    ("landline only", 0.06),  # an SMS is refused: falls back to a call
+    ("postal address only", 0.03),  # a letter
+    ("broken email and address", 0.02),  # falls back to a letter
+    ("broken email only", 0.03),  # no channel left: unreachable
+)
+
+
+def _profile(rng: random.Random) -> str:
+    roll, total = rng.random(), 0.0
+    for profile, share in MIX:
+        total += share
+        if roll < total:
+            return profile
+    return MIX[0][0]
+
+
+def _person(n: int, chinese: bool, rng: random.Random) -> dict[str, str]:
+    if chinese:
+        return {
+            "name": rng.choice(ZH_SURNAMES) + rng.choice(ZH_GIVEN),
+            "email": f"user{n}@example.cn",
+            "mobile": f"+86 139 {n:08d}",
+            "landline": f"+86 20 {8000_0000 + n:08d}",  # Guangzhou fixed line
+            "address": f"广东省广州市天河区\n体育西路{n % 200 + 1}号\n510000",
+            "locale": "zh-CN",
+            "country": "CN",
+            "region": "CN-44",
+        }
+    area = US_AREA_CODES[n % len(US_AREA_CODES)]
+    return {
+        "name": f"{rng.choice(EN_FIRST)} {rng.choice(EN_LAST)}",
+        "email": f"user{n}@example.com",
+        "mobile": f"+1 {area} {200 + n // 10_000} {n % 10_000:04d}",
+        "landline": f"+44 20 7946 {n % 1000:04d}",  # a London fixed line (Ofcom drama range)
+        "address": f"{n % 900 + 100} Market Street\nSan Francisco, CA 94105\nUnited States",
+        "locale": "en-US",
+        "country": "US",
+        "region": "US-CA",
+    }
 
 
 def generate_people(path: Path, count: int, seed: int) -> None:
-    """Write ``count`` people: about 60% en (US/GB), 40% zh-CN; 2% with a broken email."""
+    """Write ``count`` people, about 60% en and 40% zh-CN, reachable as ``MIX`` says."""
     rng = random.Random(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow([*HEADER, "customer_tier"])
         for n in range(1, count + 1):
-            chinese = rng.random() < 0.4
-            if chinese:
-                name = rng.choice(ZH_SURNAMES) + rng.choice(ZH_GIVEN)
-                phone = f"+86 139 {n:08d}"
-                row = [f"U{n:06d}", name, f"user{n}@example.cn", phone, "zh-CN", "CN", "CN-44"]
-            else:
-                name = f"{rng.choice(EN_FIRST)} {rng.choice(EN_LAST)}"
-                area = US_AREA_CODES[n % len(US_AREA_CODES)]
-                phone = f"+1 {area} {200 + n // 10_000} {n % 10_000:04d}"
-                row = [f"U{n:06d}", name, f"user{n}@example.com", phone, "en-US", "US", "US-CA"]
-            if rng.random() < 0.02:
-                row[2] = f"user{n}.example.com"  # the @ lost in some upstream export
-            writer.writerow([*row, rng.choice(["free", "pro"])])
+            p = _person(n, rng.random() < 0.4, rng)
+            profile = _profile(rng)
+            email = p["email"] if "email" in profile else ""
+            if "broken email" in profile:
+                email = email.replace("@", ".")  # the @ lost in some upstream export
+            phone = p["mobile"] if "mobile" in profile else ""
+            if "landline" in profile:
+                phone, p["country"], p["region"] = p["landline"], "", ""
+            push = f"demo-fcm-token-{n:08d}-{rng.getrandbits(64):016x}" if "push" in profile else ""
+            address = p["address"] if "address" in profile else ""
+            contacts = [email, phone, push, address]
+            residence = [p["locale"], p["country"], p["region"]]
+            writer.writerow(
+                [f"U{n:06d}", p["name"], *contacts, *residence, rng.choice(["free", "pro"])]
+            )
         # Two rows a real export would also contain: a repeated person and a truncated line.
         writer.writerow(
-            [*[f"U{1:06d}", "Duplicate Row", "dup@example.com", "", "en", "US", ""], "pro"]
+            ["U000001", "Duplicate Row", "dup@example.com", "", "", "", "en", "US", "", "pro"]
         )
         writer.writerow(["U999999", "Truncated Row"])
 
@@ -107,7 +157,7 @@ def run_demo(
             severity=Severity.HIGH,
             detected_at=now - timedelta(days=2),
             aware_at=now - timedelta(days=1),
-            data_categories=["name", "email", "phone"],
+            data_categories=["name", "email", "phone", "address"],
             actor=actor,
         )
         commands.set_notice(session, incident, texts, actor)

@@ -1,6 +1,6 @@
 """Run the response flow with a live progress bar fed by the ledger, not by the flow.
 
-The flow runs in this thread; a poller thread reads ledger counts from the database every
+The flow runs in this thread; a poller thread reads per-person counts from the database every
 half second. Whatever executes the sends, the bar shows what the ledger says is done.
 """
 
@@ -15,7 +15,6 @@ from flows.runs import ResponseSummary
 from flows.runtime import database
 from models import ledger
 from models.commands import get_incident
-from models.notification import FINAL_STATES
 
 
 def run_with_progress(incident_key: str, requested_by: str, console: Console) -> ResponseSummary:
@@ -36,15 +35,20 @@ def run_with_progress(incident_key: str, requested_by: str, console: Console) ->
     def poll() -> None:
         while not stop.wait(0.5):
             with database().unit_of_work() as session:
-                counts = ledger.counts(session, get_incident(session, incident_key))
-            total = sum(counts.values())
-            if not total:
+                incident = get_incident(session, incident_key)
+                people = ledger.people(session, incident)
+                waiting = ledger.counts(session, incident).get("failed_temporary", 0)
+            if not people.affected:
                 continue
-            done = sum(n for state, n in counts.items() if state in FINAL_STATES)
-            waiting = counts.get("failed_temporary", 0)
-            detail = f"{waiting} waiting to retry" if waiting else ""
+            detail = f"{people.unreachable} unreachable" if people.unreachable else ""
+            if waiting:
+                detail += f" {waiting} waiting to retry"
             progress.update(
-                bar, description="Notifying", total=total, completed=done, detail=detail
+                bar,
+                description="Notifying",
+                total=people.affected,
+                completed=people.settled,
+                detail=detail.strip(),
             )
 
     poller = threading.Thread(target=poll, name="ledger-progress", daemon=True)
@@ -59,9 +63,11 @@ def run_with_progress(incident_key: str, requested_by: str, console: Console) ->
             stop.set()
             poller.join()
             with database().unit_of_work() as session:
-                counts = ledger.counts(session, get_incident(session, incident_key))
-            total = sum(counts.values())
-            done = sum(n for state, n in counts.items() if state in FINAL_STATES)
+                people = ledger.people(session, get_incident(session, incident_key))
             progress.update(
-                bar, description=outcome, total=total, completed=done, visible=total > 0
+                bar,
+                description=outcome,
+                total=people.affected,
+                completed=people.settled,
+                visible=people.affected > 0,
             )

@@ -21,7 +21,8 @@ def show(key: Key) -> None:
     """State, anchor times, deadline and counts per notification state."""
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
-        counts = ledger.counts(session, incident)
+        outcome = ledger.people(session, incident)
+        by_channel = ledger.channel_counts(session, incident)
         notice = commands.latest_notice(session, incident)
         people = commands.count_subjects(session, incident)
     table = Table(
@@ -43,8 +44,15 @@ def show(key: Key) -> None:
     table.add_row("declared by", incident.declared_by)
     table.add_row("affected people", str(people))
     table.add_row("notice version", str(notice.version) if notice else "none (breach notice set)")
-    for state, n in sorted(counts.items()):
-        table.add_row(f"notices {state}", str(n))
+    if outcome.affected:
+        table.add_row(
+            "notification",
+            f"{outcome.reached} reached, {outcome.unreachable} unreachable, "
+            f"{outcome.pending} in progress",
+        )
+    for channel, states in by_channel.items():
+        shown = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        table.add_row(f"notices by {channel}", shown)
     table.add_row("timeline events", str(incident.timeline_length))
     console.print(table)
 

@@ -7,6 +7,7 @@ timeline are kept: they are the evidence, and they hold no contact detail.
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 
 from prefect import task
@@ -21,7 +22,7 @@ from models.notification import Notification
 from models.settings import NotifierMode
 from models.subject import Subject
 from models.timeline import EventKind, advance, record
-from notifiers.sandbox import outbox_file
+from notifiers.sandbox import outbox_files
 
 
 @task(name="close", **STEP_TASK)
@@ -60,23 +61,33 @@ def purge_due(actor: str) -> dict[str, int]:
     return purged
 
 
+CONTACT_COLUMNS = (
+    "name_enc", "email_enc", "email_index", "phone_enc", "phone_index", "push_enc", "address_enc",
+)  # fmt: skip
+
+
 def _purge(session, incident: Incident, actor: str) -> int:  # type: ignore[no-untyped-def]
     people = session.execute(
         update(Subject)
         .where(Subject.incident_id == incident.id)
-        .values(name_enc=None, email_enc=None, email_index=None, phone_enc=None, phone_index=None)
+        .values(dict.fromkeys(CONTACT_COLUMNS))
     ).rowcount
     files = 0
     config = settings()
     if config.notifier_mode is NotifierMode.SANDBOX:  # the outbox holds copies of the notices
-        keys = session.scalars(
-            select(Notification.idempotency_key).where(Notification.incident_id == incident.id)
+        rows = session.execute(
+            select(Notification.channel, Notification.idempotency_key).where(
+                Notification.incident_id == incident.id
+            )
         )
-        for key in keys:
-            path = outbox_file(config.outbox, key, config.sender)
-            if path.exists():
-                path.unlink()
-                files += 1
+        for channel, key in rows:
+            for path in outbox_files(config.outbox, channel, key, config.sender):
+                if path.is_dir():
+                    files += sum(1 for _ in path.iterdir())
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+                    files += 1
     incident.purged_at = utcnow()
     record(
         session,

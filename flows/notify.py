@@ -1,9 +1,14 @@
-"""Step 3, notify: queue one ledger row per person, then send in leased batches.
+"""Step 3, notify: put everyone on their first usable channel, then send in leased batches.
 
-Runs as batches, one Prefect task per batch (never one per person). Each batch is leased
-and marked ``sending`` in one transaction before anything leaves, and its results are
-recorded in another; after a crash the rows whose lease died are sent again with the same
-Message-ID, so at most one batch can be duplicated and each person keeps one ledger row.
+Runs as batches, one Prefect task per batch of one channel (never one per person). Each
+batch is leased and marked ``sending`` in one transaction before anything leaves, and its
+results are recorded in another; after a crash the rows whose lease died are sent again
+with the same message id, so at most the in-flight batches can be duplicated and each
+person keeps one ledger row per channel tried. A permanent failure moves the person to the
+next channel of the chain in the transaction that records it.
+
+``notify_shard`` is the dispatcher: any number of them, in any processes (``breach
+dispatch``), can work on one incident together; the ledger's leases keep them apart.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from flows.runtime import database, settings, vault
 from flows.steps import STEP_TASK, step_finished, step_started
 from models import ledger
 from models.base import utcnow
+from models.chain import chain_for
 from models.commands import get_incident, latest_notice
 from models.crypto import Vault
 from models.delivery import Channel, DeliveryResult, DeliveryStatus, OutboundMessage
@@ -27,45 +33,24 @@ from models.notice import NoticeContent, NoticeText
 from models.notification import Notification
 from models.settings import Settings
 from models.timeline import EventKind, advance, record
-from notifiers import email_notifier
+from notifiers import CONTACT_FIELD, notifier_for, unconfigured_reason
 from notifiers.email_message import message_id
 from notifiers.render import choose_locale, notice_locales, render_notice
 
-CHANNEL = Channel.EMAIL
 MAX_IDLE_WAIT = 5.0  # seconds between looks at the ledger while retries are pending
 
 
 @flow(name="notify")
 def notify(incident_key: str, actor: str) -> None:
-    """Send every queued notice; wait for due retries; stop when every row is final.
-
-    A provider outage is waited out with the retry policy's backoff, up to its number of
-    attempts; then the run stops with the reason and the rest stays queued for the next run.
-    """
+    """Queue everyone, dispatch until every row is final, then record the outcome."""
     queue_notices(incident_key, actor)
-    worker = ledger.worker_id()
-    policy = retry_policy(settings())
-    outages = 0
-    while True:
-        try:
-            if send_batch(incident_key, worker):
-                outages = 0
-                continue
-        except ProviderUnavailable:
-            outages += 1
-            if outages >= policy.max_attempts:
-                raise
-            time.sleep(policy.delay(outages))
-            continue
-        wait = seconds_until_due(incident_key)
-        if wait is None:
-            break
-        time.sleep(min(max(wait, 0.05), MAX_IDLE_WAIT))
+    notify_shard(incident_key)
     finish_notify(incident_key, actor)
 
 
 @task(name="queue-notices", **STEP_TASK)
 def queue_notices(incident_key: str, actor: str) -> None:
+    config = settings()
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
         if incident.has_reached(IncidentState.NOTIFIED):
@@ -74,47 +59,124 @@ def queue_notices(incident_key: str, actor: str) -> None:
         step_started(session, incident, "notify", actor, resumed=resumed)
         notice = latest_notice(session, incident)
         assert notice is not None  # assess refuses to finish without one
-        queued, unreachable = ledger.queue(session, incident, CHANNEL, notice.version)
-        if queued or unreachable or not resumed:
+        chain, skipped = usable_chain(session, incident, config)
+        queued = ledger.queue(session, incident, chain, notice.version)
+        if queued or not resumed:
             record(
                 session,
                 incident,
                 EventKind.NOTICES_QUEUED,
                 actor,
                 {
-                    "channel": str(CHANNEL),
+                    "chain": [str(c) for c in chain],
+                    "skipped_channels": skipped,
                     "notice_version": notice.version,
-                    "queued": queued,
-                    "unreachable": unreachable,
+                    "queued": dict(queued),
                 },
             )
         if not resumed:
             advance(session, incident, IncidentState.NOTIFYING, actor)
 
 
-@task(name="send-batch", **STEP_TASK)
-def send_batch(incident_key: str, worker: str) -> int:
-    """Lease one batch, render and send it, record each result; returns how many were leased.
+def usable_chain(
+    session: object, incident: Incident, config: Settings
+) -> tuple[list[Channel], dict[str, str]]:
+    """The incident's chain without the channels this installation cannot send on."""
+    chain, skipped = [], {}
+    for channel in chain_for(session, incident):  # type: ignore[arg-type]
+        reason = unconfigured_reason(channel, config)
+        if reason:
+            skipped[str(channel)] = reason
+        else:
+            chain.append(channel)
+    if not chain:
+        raise BreachError(
+            f"no channel of {incident.key}'s chain can be used here: "
+            + "; ".join(f"{c}: {r}" for c, r in skipped.items())
+        )
+    return chain, skipped
 
-    If the provider cannot be used at all, the untried rows go back to the queue without
-    costing the people an attempt and ``ProviderUnavailable`` is raised: a mail-server outage
-    must not write anyone off as unreachable.
+
+@flow(name="notify-shard")
+def notify_shard(incident_key: str) -> dict[str, int]:
+    """Claim and send batches, channel by channel, until no row is left to try.
+
+    A provider outage pauses its channel only: the others go on. A paused channel is tried
+    again with the retry policy's backoff, up to its number of attempts; then this shard
+    stops with the reason and those rows stay queued for the next run. Returns how many
+    messages this shard handed to providers, per channel.
     """
     config = settings()
-    db = database()
-    with db.unit_of_work() as session:
+    worker = ledger.worker_id()
+    policy = retry_policy(config)
+    with database().unit_of_work() as session:
+        chain, _ = usable_chain(session, get_incident(session, incident_key), config)
+    sent: Counter[str] = Counter()
+    outages: Counter[Channel] = Counter()
+    resume_at: dict[Channel, float] = {}
+    paused: dict[Channel, str] = {}
+    while True:
+        with database().unit_of_work() as session:
+            incident = get_incident(session, incident_key)
+            due = ledger.due_channels(session, incident)
+            now = time.monotonic()
+            active = [c for c in chain if c not in paused]
+            ready = [c for c in active if resume_at.get(c, 0) <= now]
+            next_at = ledger.next_due(session, incident, ready)
+        ready = [c for c in ready if c in due]
+        progressed = False
+        for channel in ready:
+            try:
+                leased = send_batch(incident_key, channel, worker, [str(c) for c in chain])
+            except ProviderUnavailable as exc:
+                outages[channel] += 1
+                if outages[channel] >= policy.max_attempts:
+                    paused[channel] = str(exc)
+                else:
+                    resume_at[channel] = time.monotonic() + policy.delay(outages[channel])
+                continue
+            outages[channel] = 0
+            sent[str(channel)] += leased
+            progressed = progressed or leased > 0
+        if progressed:
+            continue
+        # Nothing to send now: wait for the next retry, lease expiry or outage backoff.
+        waits = [resume_at[c] - now for c in active if c in due and resume_at.get(c, 0) > now]
+        if next_at is not None:
+            waits.append((next_at - utcnow()).total_seconds())
+        if not waits:
+            break
+        time.sleep(min(max(min(waits), 0.05), MAX_IDLE_WAIT))
+    if paused:
+        raise ProviderUnavailable(" | ".join(paused.values()))
+    return dict(sent)
+
+
+@task(name="send-batch", **STEP_TASK)
+def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str]) -> int:
+    """Lease one batch of ``channel``, render and send it, record each result.
+
+    Returns how many rows were leased. If the provider cannot be used at all, the untried
+    rows go back to the queue without costing the people an attempt and
+    ``ProviderUnavailable`` is raised: an outage must not write anyone off as unreachable.
+    """
+    config = settings()
+    with database().unit_of_work() as session:
         incident = get_incident(session, incident_key)
-        rows = ledger.claim(session, incident, worker, config.batch_size, config.lease_seconds)
+        rows = ledger.claim(
+            session, incident, channel, worker, config.batch_size, config.lease_seconds
+        )
         notice = latest_notice(session, incident)
     if not rows:
         return 0
+    chain_channels = [Channel(c) for c in chain]
     try:
         assert notice is not None  # assess refuses to finish without one
         texts = notice.parsed()
-        writable = notice_locales() & set(texts)
+        writable = notice_locales(channel) & set(texts)
         keys = vault()
-        messages = [_message(row, incident, texts, writable, config, keys) for row in rows]
-        results = asyncio.run(email_notifier(config).send(messages))
+        messages = [_message(row, channel, incident, texts, writable, config, keys) for row in rows]
+        results = asyncio.run(_send(channel, config, messages))
     except BaseException as exc:  # nothing was tried: hand the whole batch back, then stop
         results = [
             DeliveryResult(
@@ -122,35 +184,50 @@ def send_batch(incident_key: str, worker: str) -> int:
             )
             for row in rows
         ]
-        _record(incident_key, worker, results, config, leased=len(rows))
+        _record(incident_key, channel, worker, results, config, chain_channels, len(rows))
         raise
-    outcome = _record(incident_key, worker, results, config, leased=len(rows))
+    outcome = _record(incident_key, channel, worker, results, config, chain_channels, len(rows))
     if outcome["deferred"]:
         reason = next(r.detail for r in results if r.status is DeliveryStatus.DEFERRED)
         raise ProviderUnavailable(
-            f"{reason}. Nothing was lost: {outcome['deferred']} notices are back in the queue; "
-            f"run `breach run {incident_key}` again once the provider is reachable"
+            f"{channel}: {reason}. Nothing was lost: {outcome['deferred']} notices are back in "
+            f"the queue; run `breach run {incident_key}` again once the provider is reachable"
         )
     return len(rows)
 
 
+async def _send(
+    channel: Channel, config: Settings, messages: list[OutboundMessage]
+) -> list[DeliveryResult]:
+    return await notifier_for(channel, config, database()).send(messages)
+
+
 def _record(
-    incident_key: str, worker: str, results: list[DeliveryResult], config: Settings, leased: int
+    incident_key: str,
+    channel: Channel,
+    worker: str,
+    results: list[DeliveryResult],
+    config: Settings,
+    chain: list[Channel],
+    leased: int,
 ) -> Counter[str]:
     with database().unit_of_work() as session:
-        outcome = ledger.record_results(session, worker, results, retry_policy(config))
+        outcome = ledger.record_results(
+            session, worker, results, retry_policy(config, channel), chain
+        )
         record(
             session,
             get_incident(session, incident_key),
             EventKind.NOTICE_BATCH_SENT,
             f"flow:notify/{worker}",
-            {"channel": str(CHANNEL), "leased": leased, **outcome},
+            {"channel": str(channel), "leased": leased, **outcome},
         )
     return outcome
 
 
 def _message(
     row: Notification,
+    channel: Channel,
     incident: Incident,
     texts: dict[str, NoticeText],
     writable: frozenset[str],
@@ -160,44 +237,63 @@ def _message(
     """Render one person's notice; their contact details are decrypted here and only here."""
     subject = row.subject
     name = keys.decrypt("name", subject.name_enc)
-    email = keys.decrypt("email", subject.email_enc)
+    field = CONTACT_FIELD[channel]
+    contact = keys.decrypt(field, getattr(subject, f"{field}_enc"))
+    assert contact is not None  # rows are only queued on channels with a usable contact
     locale = choose_locale(subject.locale, writable, config.default_locale)
     text = texts[locale]
-    content = NoticeContent(
+    link = f"{config.public_url.rstrip('/')}/notices/{incident.key}/{locale}"
+    address = contact if channel is Channel.LETTER else None
+    content = notice_content(incident, text, locale, config, name=name, address=address, link=link)
+    rendered = render_notice(content, channel)
+    return OutboundMessage(
+        notification_id=row.id,
+        message_id=(
+            message_id(row.idempotency_key, config.sender)
+            if channel is Channel.EMAIL
+            else row.idempotency_key
+        ),
+        channel=channel,
+        recipient=contact,
+        recipient_name=name,
+        locale=locale,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        short_text=rendered.short_text,
+        link=link,
+    )
+
+
+def notice_content(
+    incident: Incident,
+    text: NoticeText,
+    locale: str,
+    config: Settings,
+    *,
+    name: str | None = None,
+    address: str | None = None,
+    link: str | None = None,
+) -> NoticeContent:
+    """Everything a notice shows: the incident's texts, our details, and the recipient's."""
+    return NoticeContent(
         locale=locale,
         organisation=config.organisation_name,
         incident_key=incident.key,
         detected_at=incident.detected_at,
         aware_at=incident.aware_at,
         recipient_name=name,
+        recipient_address=address,
+        link=link,
         **text.model_dump(exclude={"contact_point"}),
         contact_point=text.contact_point or config.contact_point,
     )
-    rendered = render_notice(content)
-    assert email is not None  # rows without an address are queued as failed
-    return OutboundMessage(
-        notification_id=row.id,
-        message_id=message_id(row.idempotency_key, config.sender),
-        channel=CHANNEL,
-        recipient=email,
-        recipient_name=name,
-        locale=locale,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-    )
 
 
-def retry_policy(config: Settings) -> ledger.RetryPolicy:
-    return ledger.RetryPolicy(
-        config.max_attempts, config.retry_base_seconds, config.retry_max_seconds
-    )
-
-
-def seconds_until_due(incident_key: str) -> float | None:
-    with database().unit_of_work() as session:
-        due = ledger.next_due(session, get_incident(session, incident_key))
-    return None if due is None else (due - utcnow()).total_seconds()
+def retry_policy(config: Settings, channel: Channel | None = None) -> ledger.RetryPolicy:
+    """Calls not answered are retried ``voice_max_attempts`` times; the rest ``max_attempts``."""
+    attempts = config.voice_max_attempts if channel is Channel.VOICE else config.max_attempts
+    return ledger.RetryPolicy(attempts, config.retry_base_seconds, config.retry_max_seconds)
 
 
 @task(name="finish-notify", **STEP_TASK)
@@ -209,17 +305,25 @@ def finish_notify(incident_key: str, actor: str) -> None:
         left = ledger.unfinished(session, incident)
         if left:
             raise BreachError(f"{left} notices of {incident.key} are still unfinished")
-        counts = ledger.counts(session, incident)
+        people = ledger.people(session, incident)
+        by_channel = ledger.channel_counts(session, incident)
         record(
             session,
             incident,
             EventKind.NOTICES_FINISHED,
             actor,
             {
-                "channel": str(CHANNEL),
-                "counts": counts,
+                "people": {"reached": people.reached, "unreachable": people.unreachable},
+                "channels": by_channel,
                 "unreachable_reasons": ledger.unreachable_reasons(session, incident),
             },
         )
         advance(session, incident, IncidentState.NOTIFIED, actor)
-        step_finished(session, incident, "notify", actor, counts=counts)
+        step_finished(
+            session,
+            incident,
+            "notify",
+            actor,
+            reached=people.reached,
+            unreachable=people.unreachable,
+        )

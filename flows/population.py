@@ -16,12 +16,16 @@ from email_validator import EmailNotValidError, validate_email
 
 from flows.readers import Record
 from models.crypto import Vault
+from notifiers.push import validate_push_contact
 from rules.vocab import data_categories
 
 MAX_FIELD = 1000  # longer cells are hostile or broken exports; no real name is this long
 MAX_SUBJECT_ID = 200  # the stored width; a longer id could not be matched on re-import
 MAX_NAME = 300
-NO_CONTACT = "no email address or phone number given"
+NO_CONTACT = "no contact given (email, phone, push or address)"
+MULTILINE = frozenset({"address"})  # a postal address may span lines in a quoted CSV cell
+ADDRESS_LINES = re.compile(r"\r?\n|\|")
+MAX_ADDRESS_LINES = 6
 # RFC 5322 dot-atom in ASCII: the local parts email-validator passes through unchanged.
 PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 MAX_EMAIL, MAX_LOCAL = 254, 64
@@ -46,6 +50,10 @@ class Person:
     phone_enc: bytes | None
     phone_index: str | None
     phone_problem: str | None
+    push_enc: bytes | None
+    push_problem: str | None
+    address_enc: bytes | None
+    address_problem: str | None
     locale: str
     country: str | None
     region: str | None
@@ -126,11 +134,33 @@ def normalize_phone(raw: str, country: str | None) -> tuple[str | None, str | No
     return e164, region, None
 
 
+def normalize_address(raw: str) -> tuple[str | None, str | None]:
+    """Lines of a postal address (one per line, or separated by ``|``), or the problem."""
+    lines = [" ".join(line.split()) for line in ADDRESS_LINES.split(raw)]
+    lines = [line for line in lines if line]
+    if not lines:
+        return None, None
+    if len(lines) < 2:
+        return None, "postal address has a single line: a letter needs street and town"
+    if len(lines) > MAX_ADDRESS_LINES:
+        return None, f"postal address has more than {MAX_ADDRESS_LINES} lines"
+    return "\n".join(lines), None
+
+
+def normalize_push(raw: str) -> tuple[str | None, str | None]:
+    if not raw:
+        return None, None
+    try:
+        return validate_push_contact(raw), None
+    except ValueError as exc:
+        return None, f"invalid push token: {exc}"
+
+
 def shape_problem(values: dict[str, str]) -> str | None:
     for column, value in values.items():
         if len(value) > MAX_FIELD:
             return f"field {column!r} is longer than {MAX_FIELD} characters"
-        if CONTROL.search(value) or "\n" in value or "\r" in value:
+        if CONTROL.search(value) or (column not in MULTILINE and ("\n" in value or "\r" in value)):
             return f"field {column!r} contains a line break or control character"
     return None
 
@@ -166,17 +196,21 @@ def validate(
 
     email, email_problem = normalize_email(values.get("email", "").strip())
     phone, phone_region, phone_problem = normalize_phone(values.get("phone", "").strip(), country)
+    push, push_problem = normalize_push(values.get("push", "").strip())
+    address, address_problem = normalize_address(values.get("address", ""))
     residence_inferred = False
     if not country and phone_region and phone_region != "ZZ":
         country, residence_inferred = phone_region, True
-    if not email and not phone and not (email_problem or phone_problem):
+    contacts = (email, phone, push, address)
+    if not any((*contacts, email_problem, phone_problem, push_problem, address_problem)):
         email_problem = NO_CONTACT
     locale, locale_problem = normalize_locale(values.get("locale", ""), default_locale)
     name = values.get("name", "").strip() or None
     if name and len(name) > MAX_NAME:
         warnings.append(f"name cut to its first {MAX_NAME} characters")
         name = name[:MAX_NAME]
-    warnings.extend(p for p in (email_problem, phone_problem, locale_problem) if p)
+    problems = (email_problem, phone_problem, push_problem, address_problem, locale_problem)
+    warnings.extend(p for p in problems if p)
     listed = {c.strip().lower() for c in CATEGORY_SPLIT.split(values.get("data_categories", ""))}
     categories = sorted(listed & KNOWN_CATEGORIES)
     warnings.extend(
@@ -194,6 +228,10 @@ def validate(
         phone_enc=vault.encrypt("phone", phone),
         phone_index=vault.blind_index(incident_id, "phone", phone),
         phone_problem=phone_problem,
+        push_enc=vault.encrypt("push", push),
+        push_problem=push_problem,
+        address_enc=vault.encrypt("address", address),
+        address_problem=address_problem,
         locale=locale,
         country=country,
         region=region,

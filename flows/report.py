@@ -31,7 +31,7 @@ def report(incident_key: str, actor: str) -> None:
         if incident.has_reached(IncidentState.REPORTED):
             return
         step_started(session, incident, "report", actor, phase=PHASE)
-        counts = ledger.counts(session, incident)
+        people = ledger.people(session, incident)
         notice = latest_notice(session, incident)
         html = (
             environment()
@@ -42,9 +42,10 @@ def report(incident_key: str, actor: str) -> None:
                 contact_point=config.contact_point,
                 phase=PHASE,
                 generated_at=utcnow(),
-                counts=counts,
-                affected=sum(counts.values()),
-                notified=counts.get("sent", 0) + counts.get("delivered", 0),
+                by_channel=ledger.channel_counts(session, incident),
+                affected=people.affected,
+                notified=people.reached,
+                unreachable=people.unreachable,
                 unreachable_reasons=ledger.unreachable_reasons(session, incident),
                 notice=notice.parsed().get("en") if notice else None,
                 notice_version=notice.version if notice else None,

@@ -25,6 +25,8 @@ class ResponseSummary(BaseModel):
     notified: int
     unreachable: int
     unreachable_reasons: dict[str, int]
+    pending: int
+    by_channel: dict[str, dict[str, int]]
     sent_this_run: int
     nothing_to_do: bool
     outbox: str | None
@@ -94,7 +96,8 @@ def summarize(incident_key: str, since: datetime | None = None) -> ResponseSumma
     config = settings()
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key)
-        counts = ledger.counts(session, incident)
+        people = ledger.people(session, incident)
+        by_channel = ledger.channel_counts(session, incident)
         reasons = ledger.unreachable_reasons(session, incident)
         sent = ledger.reached_since(session, incident, since) if since else 0
         last_sent = ledger.last_sent_at(session, incident)
@@ -102,13 +105,15 @@ def summarize(incident_key: str, since: datetime | None = None) -> ResponseSumma
     return ResponseSummary(
         incident_key=incident.key,
         state=str(incident.state),
-        affected=sum(counts.values()),
-        notified=counts.get("sent", 0) + counts.get("delivered", 0),
-        unreachable=counts.get("failed_permanent", 0),
+        affected=people.affected,
+        notified=people.reached,
+        unreachable=people.unreachable,
         unreachable_reasons=reasons,
+        pending=people.pending,
+        by_channel=by_channel,
         sent_this_run=sent,
         nothing_to_do=since is None,
-        outbox=str((config.outbox / "email").resolve()) if sandbox else None,
+        outbox=str(config.outbox.resolve()) if sandbox else None,
         reports=str(config.reports.resolve()),
         notice_deadline=incident.notice_deadline,
         last_sent_at=last_sent,

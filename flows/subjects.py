@@ -48,8 +48,10 @@ from models.subject import Subject
 from models.timeline import EventKind, record
 
 KNOWN_COLUMNS = (
-    "subject_id", "name", "email", "phone", "locale", "country", "region", "data_categories",
+    "subject_id", "name", "email", "phone", "push", "address", "locale", "country", "region",
+    "data_categories",
 )  # fmt: skip
+CONTACT_COLUMNS = ("email", "phone", "push", "address")
 CHUNK = 2000
 SHOWN = 1000  # rejects and warnings kept for display; all rejects go to the file
 PARALLEL_FROM_BYTES = 4 * 1024 * 1024  # below this, starting worker processes costs more
@@ -109,10 +111,11 @@ def import_subjects(
     source = open_source(
         path, encoding=encoding, mapping=mapping or {}, used=frozenset(KNOWN_COLUMNS)
     )
-    if "subject_id" not in source.columns or not {"email", "phone"} & set(source.columns):
+    if "subject_id" not in source.columns or not set(CONTACT_COLUMNS) & set(source.columns):
         raise InvalidInput(
-            f"{path.name}: needs a subject_id column and an email or phone column (map yours "
-            f"with --map email=YourColumn); found: {', '.join(source.columns) or 'nothing'}"
+            f"{path.name}: needs a subject_id column and a contact column "
+            f"({', '.join(CONTACT_COLUMNS)}; map yours with --map email=YourColumn); "
+            f"found: {', '.join(source.columns) or 'nothing'}"
         )
     report = ImportReport(file=path.name, sha256=_sha256(path), source=source.describe)
     report.ignored_columns = [c for c in source.columns if c not in KNOWN_COLUMNS]
@@ -195,6 +198,8 @@ class _Known:
     email_index: str | None
     phone_index: str | None
     email_problem: str | None
+    has_push: bool
+    has_address: bool
     row: dict[str, Any] | None = None  # the insert for a new person; None for a stored one
     changes: dict[str, Any] = field(default_factory=dict)
 
@@ -213,7 +218,8 @@ def _merge(session: Session, incident_id: int, people: list[Person], report: Imp
         if target is None:
             target = _Known(
                 None, person.line, person.external_id, person.email_index, person.phone_index,
-                person.email_problem, row=_row(incident_id, person, now),
+                person.email_problem, person.push_enc is not None, person.address_enc is not None,
+                row=_row(incident_id, person, now),
             )  # fmt: skip
             new.append(target)
         else:
@@ -241,7 +247,10 @@ def _known(
         ("email_index", {p.email_index for p in people if p.email_index}),
         ("phone_index", {p.phone_index for p in people if p.phone_index}),
     )
-    columns = ("id", "source_line", "external_id", "email_index", "phone_index", "email_problem")
+    columns = (
+        "id", "source_line", "external_id", "email_index", "phone_index", "email_problem",
+        "push_enc", "address_enc",
+    )  # fmt: skip
     rows = [  # one query per key: each uses its own index (an OR of the three would scan)
         row
         for key, values in wanted
@@ -255,7 +264,7 @@ def _known(
             continue
         known = _Known(
             row.id, row.source_line, row.external_id, row.email_index, row.phone_index,
-            row.email_problem,
+            row.email_problem, row.push_enc is not None, row.address_enc is not None,
         )  # fmt: skip
         by_id[row.external_id] = known
         if row.email_index:
@@ -278,7 +287,14 @@ def _fold(target: _Known, person: Person) -> None:
         values.update(
             phone_enc=person.phone_enc, phone_index=person.phone_index, phone_problem=None
         )
-    if target.email_problem == NO_CONTACT and (target.email_index or target.phone_index):
+    if not target.has_push and person.push_enc:
+        target.has_push = True
+        values.update(push_enc=person.push_enc, push_problem=None)
+    if not target.has_address and person.address_enc:
+        target.has_address = True
+        values.update(address_enc=person.address_enc, address_problem=None)
+    reachable = target.email_index or target.phone_index or target.has_push or target.has_address
+    if target.email_problem == NO_CONTACT and reachable:
         target.email_problem = values["email_problem"] = None  # no longer true
 
 
@@ -294,6 +310,10 @@ def _row(incident_id: int, person: Person, imported_at: datetime) -> dict[str, A
         "phone_enc": person.phone_enc,
         "phone_index": person.phone_index,
         "phone_problem": person.phone_problem,
+        "push_enc": person.push_enc,
+        "push_problem": person.push_problem,
+        "address_enc": person.address_enc,
+        "address_problem": person.address_problem,
         "locale": person.locale,
         "country": person.country,
         "region": person.region,

@@ -108,7 +108,7 @@ def declare(
 UPDATABLE = (
     "detected_at", "aware_at", "discovered_at", "determined_at", "assessed_at",
     "contained_at", "handling_ended_at", "risk", "encrypted_key_safe", "improper_purpose",
-    "material",
+    "material", "channel_chain",
 )  # fmt: skip
 
 

@@ -12,7 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Channel(StrEnum):
+    """The ways our operators promise to reach a person individually."""
+
+    PUSH = "push"
     EMAIL = "email"
+    SMS = "sms"
+    VOICE = "voice"
+    LETTER = "letter"
 
 
 class DeliveryStatus(StrEnum):
@@ -36,9 +42,13 @@ class OutboundMessage(BaseModel):
     recipient: str = Field(repr=False)  # personal data: kept out of reprs and logs
     recipient_name: str | None = Field(default=None, repr=False)
     locale: str
-    subject: str
-    text: str
-    html: str | None = None
+    subject: str  # email subject, push title, letter heading
+    text: str  # the whole notice as plain text (SMS, voice script, push body, email text)
+    html: str | None = None  # email HTML part; for letters the print-ready page
+    #: SMS and push: the few lines that say what happened and where to read the whole
+    #: notice, used when ``text`` does not fit the channel's budget.
+    short_text: str | None = None
+    link: str | None = None  # where the whole notice can be read (short texts point here)
 
 
 class DeliveryResult(BaseModel):
@@ -48,3 +58,26 @@ class DeliveryResult(BaseModel):
     status: DeliveryStatus
     provider_message_id: str | None = None
     detail: str | None = None  # provider's reason; must not contain contact details
+    #: The provider asked us to wait (HTTP ``Retry-After``): the retry is not sooner.
+    retry_after: float | None = None
+    #: The contact detail itself is dead (push token unregistered, number unassigned):
+    #: it is marked unusable on the person so no later run tries it again.
+    contact_dead: bool = False
+
+
+class ProviderEventStatus(StrEnum):
+    """What a provider's asynchronous status report (webhook) means for the ledger."""
+
+    DELIVERED = "delivered"  # reached the handset / answered
+    FAILED_TEMPORARY = "failed_temporary"  # e.g. a call not answered: try again later
+    FAILED_PERMANENT = "failed_permanent"  # the next channel in the person's chain
+
+
+class ProviderEvent(BaseModel):
+    """A verified status callback, reduced to the ledger's vocabulary."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider_message_id: str  # e.g. Twilio's MessageSid / CallSid
+    status: ProviderEventStatus
+    detail: str | None = None

@@ -69,6 +69,9 @@ class Incident(Base):
     policy_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: The notification window: the earliest fixed deadline for telling individuals.
     notice_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The order channels are tried in for each person, when this incident needs another
+    #: than its policy's (``breach update --channels``); None means the policy's.
+    channel_chain: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     declared_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -12,18 +12,27 @@ import random
 import socket
 import uuid
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from models.base import utcnow
-from models.delivery import DeliveryResult, DeliveryStatus
+from models.chain import PROBLEM_COLUMN, Skip, explain, next_channel, subjects_with_contacts
+from models.delivery import (
+    Channel,
+    DeliveryResult,
+    DeliveryStatus,
+    ProviderEvent,
+    ProviderEventStatus,
+)
 from models.incident import Incident
 from models.notification import (
     FINAL_STATES,
     REACHED_STATES,
+    DeliveryReport,
     Notification,
     NotificationState,
     idempotency_key,
@@ -31,6 +40,9 @@ from models.notification import (
 from models.subject import Subject
 
 State = NotificationState
+REASON_WIDTH = 500  # the stored width of a reason
+#: The channel of the row of a person no channel could even be tried for.
+NO_CHANNEL = "none"
 HOST = socket.gethostname()
 
 
@@ -53,52 +65,85 @@ def _orphaned(owner: str) -> bool:
     return False
 
 
-def queue(session: Session, incident: Incident, channel: str, version: int) -> tuple[int, int]:
-    """Create the missing ledger rows for every subject; returns (queued, unreachable).
+def queue(
+    session: Session, incident: Incident, chain: Sequence[Channel], version: int
+) -> Counter[str]:
+    """Start everyone who has no row for ``version`` on the first usable channel of ``chain``.
 
-    A person without a usable address for the channel still gets a row, directly in
-    ``failed_permanent`` with the reason: everyone affected appears in the ledger.
+    A person with no usable contact on any channel still gets a row, on no channel
+    (``none``), directly ``failed_permanent`` with the reasons: everyone affected appears
+    in the ledger. Returns the number queued per channel and ``unreachable``.
     """
     existing = select(Notification.subject_id).where(
-        Notification.incident_id == incident.id,
-        Notification.channel == channel,
-        Notification.notice_version == version,
+        Notification.incident_id == incident.id, Notification.notice_version == version
     )
     missing = session.execute(
-        select(Subject.id, Subject.email_index, Subject.email_problem)
-        .where(Subject.incident_id == incident.id, Subject.id.not_in(existing))
-        .order_by(Subject.id)
+        subjects_with_contacts(incident.id).where(Subject.id.not_in(existing)).order_by(Subject.id)
     ).all()
     now = utcnow()
-    rows = [
-        {
-            "incident_id": incident.id,
-            "subject_id": subject_id,
-            "channel": channel,
-            "notice_version": version,
-            "idempotency_key": idempotency_key(incident.key, subject_id, channel, version),
-            "state": State.QUEUED if email else State.FAILED_PERMANENT,
-            "last_error": None if email else f"no usable email address: {problem or 'none given'}",
-            "attempts": 0,
-            "queued_at": now,
-            "updated_at": now,
-        }
-        for subject_id, email, problem in missing
-    ]
+    outcome: Counter[str] = Counter()
+    rows = []
+    for contacts in missing:
+        channel, skipped = next_channel(contacts._mapping, chain, None)
+        if channel is None:
+            outcome["unreachable"] += 1
+        else:
+            outcome[str(channel)] += 1
+        rows.append(
+            _new_row(
+                incident, contacts.id, channel or NO_CHANNEL, version, now,
+                failed=None if channel else _unreachable(skipped),
+            )
+        )  # fmt: skip
     if rows:
         session.execute(insert(Notification), rows)
-    unreachable = sum(1 for row in rows if row["state"] == State.FAILED_PERMANENT)
-    return len(rows) - unreachable, unreachable
+    return outcome
+
+
+def _new_row(
+    incident: Incident,
+    subject_id: int,
+    channel: str,
+    version: int,
+    now: datetime,
+    failed: str | None = None,
+) -> dict[str, object]:
+    return {
+        "incident_id": incident.id,
+        "subject_id": subject_id,
+        "channel": channel,
+        "notice_version": version,
+        "idempotency_key": idempotency_key(incident.key, subject_id, channel, version),
+        "state": State.FAILED_PERMANENT if failed else State.QUEUED,
+        "last_error": failed,
+        "attempts": 0,
+        "queued_at": now,
+        "updated_at": now,
+    }
+
+
+def _unreachable(skipped: list[Skip]) -> str:
+    return f"no channel left: {explain(skipped)}"[:REASON_WIDTH]
 
 
 def claim(
-    session: Session, incident: Incident, worker: str, limit: int, lease_seconds: float
+    session: Session,
+    incident: Incident,
+    channel: Channel,
+    worker: str,
+    limit: int,
+    lease_seconds: float,
 ) -> list[Notification]:
-    """Lease up to ``limit`` rows that are due: queued, due for retry, or with a dead lease."""
+    """Lease up to ``limit`` rows of ``channel`` that are due: queued, due for retry, or
+    with a dead lease. Marking them ``sending`` commits before anything leaves."""
     now = utcnow()
     leased_owners = session.scalars(
         select(Notification.lease_owner)
-        .where(Notification.incident_id == incident.id, Notification.state == State.SENDING)
+        .where(
+            Notification.incident_id == incident.id,
+            Notification.channel == channel,
+            Notification.state == State.SENDING,
+        )
         .distinct()
     ).all()
     orphaned = [owner for owner in leased_owners if owner and _orphaned(owner)]
@@ -112,7 +157,7 @@ def claim(
     )
     ids = session.scalars(
         select(Notification.id)
-        .where(Notification.incident_id == incident.id, due)
+        .where(Notification.incident_id == incident.id, Notification.channel == channel, due)
         .order_by(Notification.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -151,9 +196,17 @@ class RetryPolicy:
 
 
 def record_results(
-    session: Session, worker: str, results: list[DeliveryResult], policy: RetryPolicy
+    session: Session,
+    worker: str,
+    results: list[DeliveryResult],
+    policy: RetryPolicy,
+    chain: Sequence[Channel],
 ) -> Counter[str]:
-    """Write each result to its row (only while we still hold its lease); count outcomes."""
+    """Write each result to its row (only while we still hold its lease); count outcomes.
+
+    A permanent failure opens the person's next usable channel in ``chain`` in the same
+    transaction, so no one is left between channels by a crash.
+    """
     now = utcnow()
     outcome: Counter[str] = Counter()
     rows = {
@@ -166,13 +219,14 @@ def record_results(
             )
         )
     }
+    failed: list[Notification] = []
     for result in results:
         row = rows.get(result.notification_id)
         if row is None:
             outcome["lease_lost"] += 1
             continue
         row.lease_owner = row.lease_expires_at = None
-        row.last_error = result.detail
+        row.last_error = _reason(row.channel, result.detail)
         if result.status is DeliveryStatus.DEFERRED:
             row.state, row.retry_at = State.FAILED_TEMPORARY, now
             row.attempts -= 1  # never tried: not one of this person's attempts
@@ -181,36 +235,240 @@ def record_results(
         if result.status is DeliveryStatus.SENT:
             row.state, row.sent_at, row.retry_at = State.SENT, now, None
             row.provider_message_id = result.provider_message_id
-        elif (
-            result.status is DeliveryStatus.FAILED_TEMPORARY and row.attempts < policy.max_attempts
-        ):
-            row.state = State.FAILED_TEMPORARY
-            row.retry_at = now + timedelta(seconds=policy.delay(row.attempts))
+        elif result.status is DeliveryStatus.FAILED_TEMPORARY:
+            _retry_or_give_up(row, policy, now, result.retry_after)
         else:
             row.state, row.retry_at = State.FAILED_PERMANENT, None
-            if result.status is DeliveryStatus.FAILED_TEMPORARY:
-                row.last_error = f"gave up after {row.attempts} attempts: {result.detail}"
+        if row.state == State.FAILED_PERMANENT:
+            failed.append(row)
+            if result.contact_dead:
+                _mark_contact_dead(session, row)
         outcome[str(row.state)] += 1
-    return outcome
+    outcome["fallback"] = _open_next_channels(session, failed, chain, now)
+    sent = [row for row in rows.values() if row.state == State.SENT]
+    _apply_early_reports(session, sent, policy, chain)
+    return +outcome
 
 
-def next_due(session: Session, incident: Incident) -> datetime | None:
-    """When the earliest unfinished row becomes claimable; None when all are final."""
+def _reason(channel: str, detail: str | None) -> str | None:
+    return f"{channel}: {detail}"[:REASON_WIDTH] if detail else None
+
+
+def _retry_or_give_up(
+    row: Notification, policy: RetryPolicy, now: datetime, retry_after: float | None = None
+) -> None:
+    if row.attempts < policy.max_attempts:
+        row.state = State.FAILED_TEMPORARY
+        row.retry_at = now + timedelta(seconds=max(policy.delay(row.attempts), retry_after or 0))
+    else:
+        row.state, row.retry_at = State.FAILED_PERMANENT, None
+        detail = (row.last_error or "").removeprefix(f"{row.channel}: ")
+        row.last_error = f"{row.channel}: gave up after {row.attempts} attempts: {detail}"
+        row.last_error = row.last_error[:REASON_WIDTH]
+
+
+def _mark_contact_dead(session: Session, row: Notification) -> None:
+    """The provider says this contact is gone: no later run should try it again."""
+    problem = (row.last_error or f"{row.channel}: reported dead by the provider")[:300]
+    session.execute(
+        update(Subject)
+        .where(Subject.id == row.subject_id)
+        .values({PROBLEM_COLUMN[Channel(row.channel)]: problem})
+    )
+
+
+def _open_next_channels(
+    session: Session, failed: list[Notification], chain: Sequence[Channel], now: datetime
+) -> int:
+    """Queue each failed person on their next usable channel; the rest are unreachable."""
+    if not failed:
+        return 0
+    contacts = {
+        row.id: row._mapping
+        for row in session.execute(
+            subjects_with_contacts(failed[0].incident_id).where(
+                Subject.id.in_({row.subject_id for row in failed})
+            )
+        )
+    }
+    incident = session.get(Incident, failed[0].incident_id)
+    assert incident is not None
+    opened = []
+    for row in failed:
+        channel, skipped = next_channel(contacts[row.subject_id], chain, Channel(row.channel))
+        if channel is None:
+            if skipped:
+                reasons = [row.last_error or row.channel, explain(skipped)]
+                row.last_error = "; ".join(reasons)[:REASON_WIDTH]
+            continue
+        opened.append(
+            _new_row(incident, row.subject_id, channel, row.notice_version, now)
+            | {"last_error": explain(skipped)[:REASON_WIDTH] or None}
+        )
+    if opened:
+        session.execute(insert(Notification), opened)
+    return len(opened)
+
+
+def apply_report(
+    session: Session,
+    report: ProviderEvent,
+    policy_for: Callable[[Channel], RetryPolicy],
+    chain_of: Callable[[Incident], Sequence[Channel]],
+) -> str:
+    """Record a provider's status report (webhook) and apply it to its ledger row.
+
+    Every report is kept. One that arrives before the send's result is recorded (providers
+    can be that fast) waits, and is applied when the row's provider id is written.
+    Returns what happened: ``applied``, ``pending`` or ``ignored`` (stale or repeated).
+    """
+    stored = DeliveryReport(
+        provider_message_id=report.provider_message_id,
+        status=report.status,
+        detail=(report.detail or "")[:REASON_WIDTH] or None,
+        received_at=utcnow(),
+    )
+    session.add(stored)
+    row = session.scalar(
+        select(Notification)
+        .where(Notification.provider_message_id == report.provider_message_id)
+        .with_for_update()
+    )
+    if row is None:
+        return "pending"
+    return _apply(session, row, stored, policy_for(Channel(row.channel)), chain_of)
+
+
+def _apply(
+    session: Session,
+    row: Notification,
+    report: DeliveryReport,
+    policy: RetryPolicy,
+    chain_of: Callable[[Incident], Sequence[Channel]],
+) -> str:
+    report.applied = True
+    if row.state != State.SENT:  # already delivered, failed over, or being resent
+        return "ignored"
+    now = utcnow()
+    if report.status == ProviderEventStatus.DELIVERED:
+        row.state, row.delivered_at = State.DELIVERED, now
+        return "applied"
+    row.last_error = _reason(row.channel, report.detail or report.status)
+    if report.status == ProviderEventStatus.FAILED_TEMPORARY:
+        _retry_or_give_up(row, policy, now)
+    else:
+        row.state = State.FAILED_PERMANENT
+    if row.state == State.FAILED_PERMANENT:
+        incident = session.get(Incident, row.incident_id)
+        assert incident is not None
+        _open_next_channels(session, [row], chain_of(incident), now)
+    return "applied"
+
+
+def _apply_early_reports(
+    session: Session, sent: list[Notification], policy: RetryPolicy, chain: Sequence[Channel]
+) -> None:
+    ids = {row.provider_message_id: row for row in sent if row.provider_message_id}
+    if not ids:
+        return
+    waiting = session.scalars(
+        select(DeliveryReport)
+        .where(DeliveryReport.provider_message_id.in_(ids), DeliveryReport.applied.is_(False))
+        .order_by(DeliveryReport.id)
+    ).all()
+    for report in waiting:
+        row = ids[report.provider_message_id]
+        _apply(session, row, report, policy, lambda _: chain)
+
+
+def next_due(session: Session, incident: Incident, channels: Sequence[Channel]) -> datetime | None:
+    """When the earliest waiting row of ``channels`` (a retry, or a lease another worker
+    holds) becomes claimable; None when none is waiting."""
     return session.scalar(
         select(func.min(func.coalesce(Notification.retry_at, Notification.lease_expires_at))).where(
             Notification.incident_id == incident.id,
+            Notification.channel.in_([str(c) for c in channels]),
             Notification.state.in_([State.FAILED_TEMPORARY, State.SENDING]),
         )
     )
 
 
+def due_channels(session: Session, incident: Incident) -> set[Channel]:
+    """Channels with rows that could be claimed now (leases are checked by ``claim``)."""
+    now = utcnow()
+    rows = session.scalars(
+        select(Notification.channel)
+        .where(
+            Notification.incident_id == incident.id,
+            or_(
+                Notification.state == State.QUEUED,
+                and_(Notification.state == State.FAILED_TEMPORARY, Notification.retry_at <= now),
+                Notification.state == State.SENDING,
+            ),
+        )
+        .distinct()
+    ).all()
+    return {Channel(channel) for channel in rows}
+
+
 def counts(session: Session, incident: Incident) -> dict[str, int]:
+    """Ledger rows per state (a person who fell back has a row per channel tried)."""
     rows = session.execute(
         select(Notification.state, func.count())
         .where(Notification.incident_id == incident.id)
         .group_by(Notification.state)
     ).all()
     return {str(state): n for state, n in rows}
+
+
+def channel_counts(session: Session, incident: Incident) -> dict[str, dict[str, int]]:
+    """Ledger rows per channel and state: what each channel did."""
+    table: dict[str, dict[str, int]] = {}
+    for channel, state, n in session.execute(
+        select(Notification.channel, Notification.state, func.count())
+        .where(Notification.incident_id == incident.id)
+        .group_by(Notification.channel, Notification.state)
+    ):
+        table.setdefault(str(channel), {})[str(state)] = n
+    return table
+
+
+@dataclass(frozen=True)
+class PeopleOutcome:
+    """Per person, not per row: reached on some channel, still in progress, or unreachable."""
+
+    affected: int
+    reached: int
+    pending: int
+
+    @property
+    def unreachable(self) -> int:
+        return self.affected - self.reached - self.pending
+
+    @property
+    def settled(self) -> int:
+        return self.reached + self.unreachable
+
+
+def people(session: Session, incident: Incident) -> PeopleOutcome:
+    """A person has at most one row that is not ``failed_permanent`` (channels are tried one
+    after another), so distinct people per state class add up."""
+
+    def distinct(*where: object) -> int:
+        return (
+            session.scalar(
+                select(func.count(func.distinct(Notification.subject_id))).where(
+                    Notification.incident_id == incident.id, *where
+                )
+            )
+            or 0
+        )
+
+    return PeopleOutcome(
+        affected=distinct(),
+        reached=distinct(Notification.state.in_(REACHED_STATES)),
+        pending=distinct(Notification.state.not_in(FINAL_STATES)),
+    )
 
 
 def unfinished(session: Session, incident: Incident) -> int:
@@ -244,12 +502,27 @@ def last_sent_at(session: Session, incident: Incident) -> datetime | None:
 
 
 def unreachable_reasons(session: Session, incident: Incident) -> dict[str, int]:
-    """Why people could not be reached, most common first; reasons hold no contact details."""
+    """Why people could not be reached on any channel, most common first.
+
+    The reason is that of each unreachable person's last row, which lists the channels
+    tried or skipped; reasons hold no contact details.
+    """
+    other = aliased(Notification)
+    still_in_play = (
+        select(other.id)
+        .where(
+            other.incident_id == Notification.incident_id,
+            other.subject_id == Notification.subject_id,
+            or_(other.state != State.FAILED_PERMANENT, other.id > Notification.id),
+        )
+        .exists()
+    )
     rows = session.execute(
         select(Notification.last_error, func.count())
         .where(
             Notification.incident_id == incident.id,
             Notification.state == State.FAILED_PERMANENT,
+            ~still_in_play,
         )
         .group_by(Notification.last_error)
         .order_by(func.count().desc())

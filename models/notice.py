@@ -56,6 +56,8 @@ class NoticeContent(BaseModel):
     remedies: Text
     contact_point: Text
     recipient_name: str | None = None
+    recipient_address: str | None = None  # letters: the postal address block
+    link: str | None = None  # where the whole notice can be read (SMS and push point here)
 
 
 def parse_notice_texts(raw: object) -> dict[str, NoticeText]:

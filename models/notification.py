@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, utcnow
@@ -57,13 +57,32 @@ class Notification(Base):
     state: Mapped[NotificationState] = mapped_column(String(24), default=NotificationState.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    provider_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(
+        String(200),
+        nullable=True,
+        index=True,  # status callbacks find their row by it
+    )
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     subject: Mapped[Subject] = relationship(lazy="joined")
+
+
+class DeliveryReport(Base):
+    """A provider's status report (webhook), kept as received; ``applied`` once it has
+    been applied to its ledger row (it may arrive before the send's result is recorded)."""
+
+    __tablename__ = "delivery_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_message_id: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    applied: Mapped[bool] = mapped_column(Boolean, default=False)

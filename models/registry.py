@@ -5,17 +5,20 @@ from models.base import Base
 from models.incident import Incident
 from models.meta import Meta
 from models.notice import NoticeVersion
-from models.notification import Notification
+from models.notification import DeliveryReport, Notification
+from models.pacing import RateLimit
 from models.subject import Subject
 from models.timeline import TimelineEvent
 
 __all__ = [
     "Assessment",
     "Base",
+    "DeliveryReport",
     "Incident",
     "Meta",
     "NoticeVersion",
     "Notification",
+    "RateLimit",
     "Subject",
     "TimelineEvent",
 ]

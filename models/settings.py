@@ -101,6 +101,33 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(600.0, ge=0)
     lease_seconds: float = Field(300.0, gt=0)
 
+    public_url: str = Field(
+        "http://localhost:8000",
+        description="Where `breach serve` is reachable: notice links and status callbacks.",
+    )
+    # Rates are held across every dispatcher process by the database (see flows/pacing.py).
+    email_rate_per_second: float = Field(0, ge=0, description="0 means no limit.")
+    sms_rate_per_second: float = Field(100, ge=0)
+    voice_rate_per_second: float = Field(1, ge=0)
+    push_rate_per_second: float = Field(500, ge=0)
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_from_number: str | None = None
+    twilio_base_url: str | None = Field(None, description="Only to point at a test server.")
+    sms_segment_budget: int = Field(3, ge=1, le=10)
+    voice_max_attempts: int = Field(3, ge=1, description="Calls busy or not answered.")
+
+    fcm_service_account_file: Path | None = None
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    vapid_private_key_file: Path | None = None
+    vapid_subject: str = "mailto:security-notice@example.com"
+
+    letter_dropbox: Path | None = Field(
+        None, description="Folder the mailing vendor collects letter batches from."
+    )
+
     @model_validator(mode="after")
     def _apply_smtp_url(self) -> Settings:
         if not self.smtp_url:

@@ -1,9 +1,10 @@
 """An affected person and how to reach them.
 
-Contact details (name, email, phone) are stored only encrypted (``*_enc``, see
-``models.crypto``) with blind indexes (``*_index``) for deduplication; flows decrypt them
-at the moment of sending. What is kept in clear is what the assessment needs: locale and
-residence, and the reason a contact detail could not be used.
+Contact details (name, email, phone, push token, postal address) are stored only encrypted
+(``*_enc``, see ``models.crypto``), email and phone with blind indexes (``*_index``) for
+deduplication; flows decrypt them at the moment of sending. What is kept in clear is what
+the assessment needs: locale and residence, and the reason a contact detail could not be
+used.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ class Subject(Base):
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     phone_index: Mapped[str | None] = mapped_column(opaque(32), nullable=True)
     phone_problem: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # An FCM registration token or a Web Push subscription (JSON); a provider saying it is
+    # no longer registered sets push_problem, so no later run tries it again.
+    push_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    push_problem: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    address_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # postal
+    address_problem: Mapped[str | None] = mapped_column(String(300), nullable=True)
     locale: Mapped[str] = mapped_column(String(35))
     country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     region: Mapped[str | None] = mapped_column(String(10), nullable=True)

@@ -43,23 +43,41 @@ class RenderedNotice:
     locale: str
     subject: str
     text: str
-    html: str
+    html: str | None = None  # email's HTML part; a letter's print page
+    short_text: str | None = None  # SMS: a few lines and the link to the whole notice
+
+
+#: SMS notices that do not fit the segment budget are sent as the short text with a link.
+WITH_SHORT_TEXT = frozenset({"sms"})
 
 
 def render_notice(content: NoticeContent, channel: str = "email") -> RenderedNotice:
-    """Render one person's notice; ``content`` is already complete by construction."""
+    """Render one person's notice for ``channel``; ``content`` is complete by construction.
+
+    Every channel has ``notice/<channel>.<locale>.txt.j2``; email and letters also have an
+    ``.html.j2``.
+    """
     env = environment()
     try:
-        text = env.get_template(f"notice/{channel}.{content.locale}.txt.j2")
-        html = env.get_template(f"notice/{channel}.{content.locale}.html.j2")
+        text = env.get_template(f"notice/{channel}.{content.locale}.txt.j2").render(n=content)
+        short = (
+            env.get_template(f"notice/short.{content.locale}.txt.j2").render(n=content).strip()
+            if channel in WITH_SHORT_TEXT
+            else None
+        )
     except TemplateNotFound as exc:
         raise InvalidInput(f"no {channel} template for locale {content.locale}: {exc}") from None
+    try:
+        html = env.get_template(f"notice/{channel}.{content.locale}.html.j2").render(n=content)
+    except TemplateNotFound:
+        html = None
     subject = " ".join(content.subject_line.split())  # no header injection via newlines
     return RenderedNotice(
         locale=content.locale,
         subject=subject,
-        text=text.render(n=content),
-        html=html.render(n=content),
+        text=text,
+        html=html,
+        short_text=short,
     )
 
 

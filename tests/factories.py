@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,9 +17,11 @@ from models import commands
 from models.base import utcnow
 from models.crypto import Vault
 from models.db import Database
+from models.delivery import DeliveryResult, OutboundMessage
 from models.incident import Severity
 from models.notice import parse_notice_texts
 from models.settings import Settings
+from notifiers.base import Notifier
 
 EXAMPLE_NOTICE = Path(__file__).resolve().parents[1] / "examples" / "notice.yaml"
 
@@ -164,3 +167,11 @@ def run_import(
             rejects_dir=tmp_path / "rejects",
             **options,
         )
+
+
+def deliver(notifier: Notifier, batch: list[OutboundMessage]) -> dict[int, DeliveryResult]:
+    """Send ``batch`` and map the results by notification id: exactly one per message."""
+    results = asyncio.run(notifier.send(batch))
+    mapped = {r.notification_id: r for r in results}
+    assert len(mapped) == len(results) == len(batch), "not exactly one result per message"
+    return mapped

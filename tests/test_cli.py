@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from sqlalchemy import text
@@ -52,7 +53,7 @@ def test_by_hand_declare_import_run_show_timeline_verify(breach, db, settings, t
     assert "People unreachable: 2" in ran.stdout
 
     shown = breach("show", key)
-    assert "closed" in shown.stdout and "notices sent" in shown.stdout
+    assert "closed" in shown.stdout and "notices by email" in shown.stdout
     assert "2026-11-20 07:00:00 UTC" in shown.stdout  # aware-at, normalized to UTC
     assert "2026-12-20 07:00:00 UTC" in shown.stdout  # + 30 calendar days
 
@@ -113,16 +114,26 @@ def test_run_without_people_explains_what_to_do(breach):
 
 
 def test_demo_runs_the_whole_response_in_the_sandbox(breach, settings):
-    ran = breach("demo", "--people", "80")
+    """The demo's mix exercises every channel, the fallback, and people with none left."""
+    ran = breach("demo", "--people", "200")
     assert ran.returncode == 0, ran.stderr + ran.stdout
-    outbox = settings.home / "outbox" / "email"
+    outbox = settings.home / "outbox"
     notified = int(ran.stdout.split("People notified:")[1].split()[0])
     unreachable = int(ran.stdout.split("People unreachable:")[1].split()[0])
-    assert notified + unreachable == 80 and notified > 60
-    assert len(list(outbox.glob("*.eml"))) == notified
+    assert notified + unreachable == 200 and notified > 150 and unreachable > 0
+    written = (
+        len(list((outbox / "email").glob("*.eml")))
+        + sum(len(list((outbox / c).glob("*.json"))) for c in ("sms", "voice", "push"))
+        + len(list((outbox / "letter").glob("*/*.pdf")))
+    )
+    assert written == notified  # one notice per person reached, on exactly one channel
+    for channel in ("email", "sms", "voice", "push", "letter"):
+        assert re.search(rf"^\s+{channel}\s+.*\d+ sent", ran.stdout, re.MULTILINE), channel
+    assert "21614" in ran.stdout or list((outbox / "voice").glob("*.json"))  # landline → call
+    assert "no channel left" in ran.stdout
     assert str(outbox.resolve()) in ran.stdout.replace("\n", "")
     assert "breach timeline INC-" in ran.stdout
-    assert "line 82: same person as line 2 (same subject_id); merged" in ran.stdout
+    assert "same person as line 2 (same subject_id); merged" in ran.stdout
 
 
 def test_demo_runs_under_an_operators_published_policy(breach, settings):

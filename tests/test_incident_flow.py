@@ -128,7 +128,7 @@ def test_temporary_refusals_are_retried_and_a_permanent_one_spares_the_rest(
             for row in session.scalars(select(Notification).join(Notification.subject))
         }
     assert rows[busy].state == "sent" and rows[busy].attempts == 3
-    assert rows[gone].state == "failed_permanent" and rows[gone].last_error.startswith("550")
+    assert rows[gone].state == "failed_permanent" and rows[gone].last_error.startswith("email: 550")
     assert gone not in rows[gone].last_error  # the server echoed it; the ledger must not
     assert summary.unreachable == 1
 
@@ -146,7 +146,9 @@ def test_a_mail_server_that_keeps_deferring_ends_in_give_up_not_a_hang(
     summary = incident_response(key, requested_by="test")
     assert live_smtp.attempts[persons[0].email] == 3
     assert summary.unreachable == 1
-    assert next(iter(summary.unreachable_reasons)).startswith("gave up after 3 attempts: 421")
+    assert next(iter(summary.unreachable_reasons)).startswith(
+        "email: gave up after 3 attempts: 421"
+    )
 
 
 def test_running_without_notice_texts_fails_with_instructions_and_changes_nothing(

@@ -192,7 +192,7 @@ def test_operator_a_keeps_its_30_day_promise_and_channels() -> None:
     result = evaluate(facts(), [RULES["policy"]], OrganisationProfile(), policy)
     individuals = pick(result, "policy", "individuals")
     assert individuals.deadline == T + timedelta(days=30)
-    assert "email → letter → phone → push" in individuals.reason
+    assert "push → email → phone → letter" in individuals.reason
     assert individuals.content_fields == ["F1", "F5", "F6", "F7", "F8"]
     assert "Operator A privacy policy §VI.5" in individuals.citation
     assert individuals.substitute_notice is not None
@@ -216,7 +216,7 @@ def test_operator_b_promises_promptly_without_a_fixed_instant() -> None:
     individuals = pick(result, "policy", "individuals")
     assert individuals.applies and individuals.deadline is None
     assert individuals.deadline_rule == "promptly, from aware: no fixed deadline"
-    assert "email → letter → sms → phone → push" in individuals.reason
+    assert "push → email → sms → phone → letter" in individuals.reason
     # No policy instant, so no working limit for the open legal terms either.
     assert "working limit" not in pick(result, "cn-pipl", "individuals").deadline_rule
     assert notification_window(result) is None

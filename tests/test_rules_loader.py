@@ -273,18 +273,18 @@ def test_default_policy_is_30_calendar_days_from_aware() -> None:
     policy = default_policy()
     assert (policy.window_days, policy.anchor) == (30, "aware")
     assert policy.announcement_fallback and policy.regulator_reporting
-    assert policy.channels == ["email", "letter", "phone", "sms", "push"]
+    assert policy.channels == ["push", "email", "sms", "phone", "letter"]
 
 
 def test_operator_profiles_load_with_their_promises() -> None:
     a = load_policy(EXAMPLES / "operator-a.yaml")
     b = load_policy(EXAMPLES / "operator-b.yaml")
     c = load_policy(EXAMPLES / "operator-c.yaml")
-    assert (a.window_days, a.channels) == (30, ["email", "letter", "phone", "push"])
+    assert (a.window_days, a.channels) == (30, ["push", "email", "phone", "letter"])
     assert a.regulator_reporting and a.announcement_fallback
     assert "§VI.5" in a.citation.text
     assert (b.window_days, b.window_term) == (None, "promptly")
-    assert b.channels == ["email", "letter", "sms", "phone", "push"]
+    assert b.channels == ["push", "email", "sms", "phone", "letter"]
     assert (c.channels, c.regulator_reporting, c.content_fields) == (["email"], False, [])
 
 

@@ -532,7 +532,7 @@ def test_a_header_without_the_needed_columns_is_refused(
 ) -> None:
     """A header lacking subject_id, or both email and phone, is a clear InvalidInput."""
     path = write(tmp_path, f"{header}\n{row}\n")
-    with pytest.raises(InvalidInput, match="needs a subject_id column and an email or phone"):
+    with pytest.raises(InvalidInput, match="needs a subject_id column and a contact column"):
         run_import(db, keys, incident_id, path, tmp_path)
     assert stored(db, incident_id) == {}
     assert import_events(db, incident_id) == []

@@ -1,0 +1,1 @@
+"""The HTTP side of Breachflow: provider callbacks and the public notice page."""

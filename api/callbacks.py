@@ -1,0 +1,59 @@
+"""Provider status callbacks: verified, kept, applied to the delivery ledger.
+
+Twilio reports what became of each SMS and call (delivered, undelivered, busy, …) by POSTing
+to the ``StatusCallback`` URL we gave it. Each request must carry a valid
+``X-Twilio-Signature`` for our auth token and the public URL we registered (not whatever
+Host header a proxy passes on); anything else is refused with 403 and changes nothing.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from flows.notify import retry_policy
+from flows.runtime import database, settings
+from models import ledger
+from models.chain import chain_for
+from models.delivery import ProviderEvent
+from notifiers.twilio_callbacks import InvalidSignature, twilio_event
+
+router = APIRouter(prefix="/callbacks", tags=["callbacks"])
+TWILIO_PATH = "/callbacks/twilio"
+
+
+def twilio_callback_url() -> str:
+    """The URL our Twilio adapters register, and so the one Twilio signs."""
+    return f"{settings().public_url.rstrip('/')}{TWILIO_PATH}"
+
+
+@router.post("/twilio", status_code=204)
+async def twilio_status(request: Request) -> Response:
+    token = settings().twilio_auth_token
+    if token is None:
+        return Response("Twilio is not configured here", status_code=404)
+    form = await request.form()
+    params = {key: str(value) for key, value in form.items()}
+    url = twilio_callback_url()
+    if request.url.query:
+        url = f"{url}?{request.url.query}"
+    try:
+        event = twilio_event(
+            url, params, request.headers.get("X-Twilio-Signature"), token.get_secret_value()
+        )
+    except InvalidSignature:
+        return Response("invalid signature", status_code=403)
+    if event is not None:
+        await run_in_threadpool(_apply, event)
+    return Response(status_code=204)
+
+
+def _apply(event: ProviderEvent) -> str:
+    config = settings()
+    with database().unit_of_work() as session:
+        return ledger.apply_report(
+            session,
+            event,
+            policy_for=lambda channel: retry_policy(config, channel),
+            chain_of=lambda incident: chain_for(session, incident),
+        )

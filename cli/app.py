@@ -184,17 +184,18 @@ def dispatch(key: Key) -> None:
 
     `breach run` queues the notices and sends them; each `breach dispatch` started beside
     it claims batches from the same ledger, so the work is shared and no notice is sent
-    twice. Returns when nothing is left to send.
+    twice. Returns when nothing is left to send. Also sends what a provider's late report
+    reopened after the run finished notifying (a person moved to their next channel).
     """
     from flows.notify import notify_shard
     from models.incident import IncidentState
 
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
-        if incident.state != IncidentState.NOTIFYING:
+        if not incident.has_reached(IncidentState.NOTIFYING):
             raise BreachError(
-                f"{key} is {incident.state}, not notifying: `breach run {key}` queues the "
-                "notices; dispatchers help send them"
+                f"{key} is {incident.state}: `breach run {key}` queues the notices first; "
+                "dispatchers help send them"
             )
     sent = notify_shard(key)
     shown = ", ".join(f"{n} by {channel}" for channel, n in sent.items()) or "nothing"

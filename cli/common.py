@@ -47,6 +47,15 @@ def fmt(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
 
 
+def channel_label(channel: str) -> str:
+    """``none`` is the ledger's channel for people no channel could be tried for."""
+    return "no channel" if channel == "none" else channel
+
+
+def states_text(states: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+
+
 def print_summary(summary: ResponseSummary) -> None:
     """What a run did, as a person reads it."""
     if summary.nothing_to_do:
@@ -61,8 +70,7 @@ def print_summary(summary: ResponseSummary) -> None:
     if summary.pending:
         console.print(f"  People in progress: {summary.pending}")
     for channel, states in summary.by_channel.items():
-        shown = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
-        console.print(f"    {channel:<7} {shown}")
+        console.print(f"    {channel_label(channel):<10} {states_text(states)}")
     if summary.notice_deadline:
         met = summary.last_sent_at is None or summary.last_sent_at <= summary.notice_deadline
         verdict = "[green]met[/]" if met else "[red]MISSED[/]"

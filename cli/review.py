@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import Key, console, errors, fmt
+from cli.common import Key, channel_label, console, errors, fmt, states_text
 from flows import runtime
 from models import commands, ledger
 from models.incident import Incident
@@ -51,8 +51,7 @@ def show(key: Key) -> None:
             f"{outcome.pending} in progress",
         )
     for channel, states in by_channel.items():
-        shown = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
-        table.add_row(f"notices by {channel}", shown)
+        table.add_row(f"notices by {channel_label(channel)}", states_text(states))
     table.add_row("timeline events", str(incident.timeline_length))
     console.print(table)
 

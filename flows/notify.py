@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 
-from prefect import flow, task
+from prefect import flow, get_client, task
+from prefect.concurrency.sync import concurrency
 
 from flows.runtime import database, settings, vault
 from flows.steps import STEP_TASK, step_finished, step_started
@@ -31,13 +33,14 @@ from models.errors import BreachError, ProviderUnavailable, safe_reason
 from models.incident import Incident, IncidentState
 from models.notice import NoticeContent, NoticeText
 from models.notification import Notification
-from models.settings import Settings
+from models.settings import NotifierMode, Settings
 from models.timeline import EventKind, advance, record
 from notifiers import CONTACT_FIELD, notifier_for, unconfigured_reason
 from notifiers.email_message import message_id
 from notifiers.render import choose_locale, notice_locales, render_notice
 
 MAX_IDLE_WAIT = 5.0  # seconds between looks at the ledger while retries are pending
+PROVIDER_SLOT_LEASE = 60.0  # seconds (Prefect's minimum); renewed while a batch holds them
 
 
 @flow(name="notify")
@@ -109,6 +112,7 @@ def notify_shard(incident_key: str) -> dict[str, int]:
     config = settings()
     worker = ledger.worker_id()
     policy = retry_policy(config)
+    declare_provider_limits(config)
     with database().unit_of_work() as session:
         chain, _ = usable_chain(session, get_incident(session, incident_key), config)
     sent: Counter[str] = Counter()
@@ -122,7 +126,7 @@ def notify_shard(incident_key: str) -> dict[str, int]:
             now = time.monotonic()
             active = [c for c in chain if c not in paused]
             ready = [c for c in active if resume_at.get(c, 0) <= now]
-            next_at = ledger.next_due(session, incident, ready)
+            next_at = ledger.next_due(session, incident, ready, report_wait(config))
         ready = [c for c in ready if c in due]
         progressed = False
         for channel in ready:
@@ -176,7 +180,8 @@ def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str
         writable = notice_locales(channel) & set(texts)
         keys = vault()
         messages = [_message(row, channel, incident, texts, writable, config, keys) for row in rows]
-        results = asyncio.run(_send(channel, config, messages))
+        with provider_slots(channel, config):
+            results = asyncio.run(_send(channel, config, messages))
     except BaseException as exc:  # nothing was tried: hand the whole batch back, then stop
         results = [
             DeliveryResult(
@@ -194,6 +199,35 @@ def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str
             f"the queue; run `breach run {incident_key}` again once the provider is reachable"
         )
     return len(rows)
+
+
+SMTP_CONNECTIONS = "breachflow-smtp-connections"
+
+
+def declare_provider_limits(config: Settings) -> None:
+    """Create or resize the Prefect global concurrency limits the dispatchers share."""
+    if config.notifier_mode is NotifierMode.LIVE:
+        with get_client(sync_client=True) as client:
+            client.upsert_global_concurrency_limit_by_name(
+                SMTP_CONNECTIONS, config.smtp_max_connections
+            )
+
+
+def provider_slots(channel: Channel, config: Settings) -> AbstractContextManager[object]:
+    """Hold this batch's share of a provider's connections while it is sent.
+
+    SMTP relays cap connections per client, so every dispatcher's pool counts against one
+    Prefect global concurrency limit (``strict``: a missing limit is an error, not a free
+    pass). Slots are leased: a killed dispatcher's come back when its lease runs out.
+    """
+    if channel is not Channel.EMAIL or config.notifier_mode is not NotifierMode.LIVE:
+        return nullcontext()
+    return concurrency(
+        SMTP_CONNECTIONS,
+        occupy=min(config.smtp_pool_size, config.smtp_max_connections),
+        strict=True,
+        lease_duration=PROVIDER_SLOT_LEASE,
+    )
 
 
 async def _send(
@@ -288,6 +322,13 @@ def notice_content(
         **text.model_dump(exclude={"contact_point"}),
         contact_point=text.contact_point or config.contact_point,
     )
+
+
+def report_wait(config: Settings) -> float:
+    """How long to wait for SMS and call outcomes: only live Twilio sends report them."""
+    if config.notifier_mode is NotifierMode.LIVE and config.twilio_account_sid:
+        return config.report_wait_seconds
+    return 0
 
 
 def retry_policy(config: Settings, channel: Channel | None = None) -> ledger.RetryPolicy:

@@ -41,6 +41,8 @@ from models.subject import Subject
 
 State = NotificationState
 REASON_WIDTH = 500  # the stored width of a reason
+#: Channels whose providers report later what became of a message (status callbacks).
+REPORTED = frozenset({Channel.SMS, Channel.VOICE})
 #: The channel of the row of a person no channel could even be tried for.
 NO_CHANNEL = "none"
 HOST = socket.gethostname()
@@ -245,8 +247,8 @@ def record_results(
                 _mark_contact_dead(session, row)
         outcome[str(row.state)] += 1
     outcome["fallback"] = _open_next_channels(session, failed, chain, now)
-    sent = [row for row in rows.values() if row.state == State.SENT]
-    _apply_early_reports(session, sent, policy, chain)
+    reported = [r for r in rows.values() if r.state == State.SENT and r.channel in REPORTED]
+    _apply_early_reports(session, reported, policy, chain)
     return +outcome
 
 
@@ -381,16 +383,39 @@ def _apply_early_reports(
         _apply(session, row, report, policy, lambda _: chain)
 
 
-def next_due(session: Session, incident: Incident, channels: Sequence[Channel]) -> datetime | None:
+def next_due(
+    session: Session,
+    incident: Incident,
+    channels: Sequence[Channel],
+    report_wait_seconds: float = 0,
+) -> datetime | None:
     """When the earliest waiting row of ``channels`` (a retry, or a lease another worker
-    holds) becomes claimable; None when none is waiting."""
-    return session.scalar(
+    holds) becomes claimable; None when none is waiting.
+
+    With ``report_wait_seconds``, an SMS or call sent less than that long ago is waiting
+    too: its provider may still report it undelivered or not answered, which reopens it.
+    """
+    names = [str(c) for c in channels]
+    due = session.scalar(
         select(func.min(func.coalesce(Notification.retry_at, Notification.lease_expires_at))).where(
             Notification.incident_id == incident.id,
-            Notification.channel.in_([str(c) for c in channels]),
+            Notification.channel.in_(names),
             Notification.state.in_([State.FAILED_TEMPORARY, State.SENDING]),
         )
     )
+    if not report_wait_seconds:
+        return due
+    wait = timedelta(seconds=report_wait_seconds)
+    oldest = session.scalar(
+        select(func.min(Notification.sent_at)).where(
+            Notification.incident_id == incident.id,
+            Notification.channel.in_([c for c in names if c in REPORTED]),
+            Notification.state == State.SENT,
+            Notification.sent_at > utcnow() - wait,
+        )
+    )
+    awaiting = oldest + wait if oldest else None
+    return min((m for m in (due, awaiting) if m is not None), default=None)
 
 
 def due_channels(session: Session, incident: Incident) -> set[Channel]:

@@ -76,7 +76,10 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_tls: SmtpTls = SmtpTls.NONE
     smtp_timeout: float = 30.0
-    smtp_pool_size: int = Field(4, ge=1, le=64)
+    smtp_pool_size: int = Field(4, ge=1, le=64, description="Connections per dispatcher.")
+    smtp_max_connections: int = Field(
+        30, ge=1, description="Connections open at once across all dispatchers."
+    )
 
     sender: str = "security-notice@example.com"
     organisation_name: str = "Example Operator Ltd."
@@ -118,6 +121,9 @@ class Settings(BaseSettings):
     twilio_base_url: str | None = Field(None, description="Only to point at a test server.")
     sms_segment_budget: int = Field(3, ge=1, le=10)
     voice_max_attempts: int = Field(3, ge=1, description="Calls busy or not answered.")
+    report_wait_seconds: float = Field(
+        300, ge=0, description="How long notify waits for SMS and call outcomes (callbacks)."
+    )
 
     fcm_service_account_file: Path | None = None
     fcm_base_url: str = "https://fcm.googleapis.com"

@@ -16,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from flows.readers import Record
 from models.crypto import Vault
-from notifiers.push import validate_push_contact
+from notifiers.push_common import validate_push_contact
 from rules.vocab import data_categories
 
 MAX_FIELD = 1000  # longer cells are hostile or broken exports; no real name is this long

@@ -18,7 +18,8 @@ from models.pacing import DatabasePacer
 from models.settings import NotifierMode, Settings
 from notifiers.base import Notifier
 from notifiers.letter import LetterNotifier
-from notifiers.push import PushNotifier, notice_body, notice_title, push_kind
+from notifiers.push import PushNotifier
+from notifiers.push_common import notice_body, notice_title, push_kind
 from notifiers.sandbox import OutboxEmailNotifier, OutboxNotifier
 from notifiers.segments import encoding, fit, segments
 from notifiers.smtp import SmtpEmailNotifier

@@ -18,3 +18,10 @@ class Notifier(Protocol):
     name: str
 
     async def send(self, batch: list[OutboundMessage]) -> list[DeliveryResult]: ...
+
+
+class Pacer(Protocol):
+    """A rate limiter shared by every dispatcher (``models.pacing``): adapters await it
+    once immediately before each request to their provider."""
+
+    async def wait(self) -> None: ...

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -41,6 +41,7 @@ from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
 from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
+from notifiers.base import Pacer
 
 #: Error codes about the destination: (our wording, whether the number itself is dead).
 RECIPIENT_ERRORS: dict[int, tuple[str, bool]] = {
@@ -71,12 +72,6 @@ TwilioError = TwilioRestException | TwilioServiceException
 Create = Callable[[Client], str]
 
 _PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
-
-
-class Pacer(Protocol):
-    """A (possibly cross-process) rate limiter, awaited before each provider request."""
-
-    async def wait(self) -> None: ...
 
 
 class HeaderKeepingHttpClient(TwilioHttpClient):

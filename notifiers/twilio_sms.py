@@ -12,8 +12,9 @@ from functools import partial
 from twilio.rest import Client
 
 from models.delivery import DeliveryResult, OutboundMessage
+from notifiers.base import Pacer
 from notifiers.segments import fit
-from notifiers.twilio_common import Pacer, TwilioSender
+from notifiers.twilio_common import TwilioSender
 
 
 class TwilioSmsNotifier:

@@ -17,7 +17,8 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
 from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
-from notifiers.twilio_common import Create, Pacer, TwilioSender
+from notifiers.base import Pacer
+from notifiers.twilio_common import Create, TwilioSender
 
 #: Twilio's limit on the ``Twiml`` parameter of a call.
 MAX_TWIML = 4000

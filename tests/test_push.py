@@ -15,16 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid
 
 from models.delivery import Channel, DeliveryResult, DeliveryStatus, OutboundMessage
-from notifiers.push import (
-    BODY_BUDGET,
-    FCM_SCOPE,
-    FcmClient,
-    PushNotifier,
-    WebPushClient,
-    generate_vapid_keys,
-    push_kind,
-    validate_push_contact,
-)
+from notifiers.fcm import FCM_SCOPE, FcmClient
+from notifiers.push import PushNotifier
+from notifiers.push_common import BODY_BUDGET, push_kind, validate_push_contact
+from notifiers.webpush import WebPushClient, generate_vapid_keys
 from tests.push_servers import (
     FakeFcm,
     FakePushService,

@@ -8,13 +8,14 @@ Host header a proxy passes on); anything else is refused with 403 and changes no
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from flows.notify import retry_policy
+from flows.notify import retry_policy, usable_chain
 from flows.runtime import database, settings
 from models import ledger
-from models.chain import chain_for
 from models.delivery import ProviderEvent
 from notifiers.twilio_callbacks import InvalidSignature, twilio_event
 
@@ -32,8 +33,10 @@ async def twilio_status(request: Request) -> Response:
     token = settings().twilio_auth_token
     if token is None:
         return Response("Twilio is not configured here", status_code=404)
-    form = await request.form()
-    params = {key: str(value) for key, value in form.items()}
+    # Twilio posts application/x-www-form-urlencoded; parsed here, not with request.form(),
+    # which needs python-multipart even for this simple encoding.
+    body = (await request.body()).decode("utf-8", errors="replace")
+    params = dict(parse_qsl(body, keep_blank_values=True))
     url = twilio_callback_url()
     if request.url.query:
         url = f"{url}?{request.url.query}"
@@ -55,5 +58,5 @@ def _apply(event: ProviderEvent) -> str:
             session,
             event,
             policy_for=lambda channel: retry_policy(config, channel),
-            chain_of=lambda incident: chain_for(session, incident),
+            chain_of=lambda incident: usable_chain(session, incident, config)[0],
         )

@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from prefect import flow, get_client, task
-from prefect.concurrency.sync import concurrency
+from prefect import flow, task
 
 from flows.runtime import database, settings, vault
 from flows.steps import STEP_TASK, step_finished, step_started
@@ -33,14 +33,15 @@ from models.errors import BreachError, ProviderUnavailable, safe_reason
 from models.incident import Incident, IncidentState
 from models.notice import NoticeContent, NoticeText
 from models.notification import Notification
+from models.pacing import ConnectionSlots
 from models.settings import NotifierMode, Settings
 from models.timeline import EventKind, advance, record
+from models.workers import worker_id
 from notifiers import CONTACT_FIELD, notifier_for, unconfigured_reason
 from notifiers.email_message import message_id
 from notifiers.render import choose_locale, notice_locales, render_notice
 
 MAX_IDLE_WAIT = 5.0  # seconds between looks at the ledger while retries are pending
-PROVIDER_SLOT_LEASE = 60.0  # seconds (Prefect's minimum); renewed while a batch holds them
 
 
 @flow(name="notify")
@@ -110,9 +111,8 @@ def notify_shard(incident_key: str) -> dict[str, int]:
     messages this shard handed to providers, per channel.
     """
     config = settings()
-    worker = ledger.worker_id()
+    worker = worker_id()
     policy = retry_policy(config)
-    declare_provider_limits(config)
     with database().unit_of_work() as session:
         chain, _ = usable_chain(session, get_incident(session, incident_key), config)
     sent: Counter[str] = Counter()
@@ -122,6 +122,9 @@ def notify_shard(incident_key: str) -> dict[str, int]:
     while True:
         with database().unit_of_work() as session:
             incident = get_incident(session, incident_key)
+            ledger.apply_waiting_reports(
+                session, incident, lambda c: retry_policy(config, c), chain
+            )
             due = ledger.due_channels(session, incident)
             now = time.monotonic()
             active = [c for c in chain if c not in paused]
@@ -131,7 +134,9 @@ def notify_shard(incident_key: str) -> dict[str, int]:
         progressed = False
         for channel in ready:
             try:
-                leased = send_batch(incident_key, channel, worker, [str(c) for c in chain])
+                with provider_slots(channel, config, worker) as connections:
+                    names = [str(c) for c in chain]
+                    leased = send_batch(incident_key, channel, worker, names, connections)
             except ProviderUnavailable as exc:
                 outages[channel] += 1
                 if outages[channel] >= policy.max_attempts:
@@ -157,7 +162,13 @@ def notify_shard(incident_key: str) -> dict[str, int]:
 
 
 @task(name="send-batch", **STEP_TASK)
-def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str]) -> int:
+def send_batch(
+    incident_key: str,
+    channel: Channel,
+    worker: str,
+    chain: list[str],
+    connections: int | None = None,
+) -> int:
     """Lease one batch of ``channel``, render and send it, record each result.
 
     Returns how many rows were leased. If the provider cannot be used at all, the untried
@@ -180,8 +191,7 @@ def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str
         writable = notice_locales(channel) & set(texts)
         keys = vault()
         messages = [_message(row, channel, incident, texts, writable, config, keys) for row in rows]
-        with provider_slots(channel, config):
-            results = asyncio.run(_send(channel, config, messages))
+        results = asyncio.run(_send(channel, config, messages, connections))
     except BaseException as exc:  # nothing was tried: hand the whole batch back, then stop
         results = [
             DeliveryResult(
@@ -201,39 +211,31 @@ def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str
     return len(rows)
 
 
-SMTP_CONNECTIONS = "breachflow-smtp-connections"
+SMTP_CONNECTIONS = "smtp-connections"
 
 
-def declare_provider_limits(config: Settings) -> None:
-    """Create or resize the Prefect global concurrency limits the dispatchers share."""
-    if config.notifier_mode is NotifierMode.LIVE:
-        with get_client(sync_client=True) as client:
-            client.upsert_global_concurrency_limit_by_name(
-                SMTP_CONNECTIONS, config.smtp_max_connections
-            )
-
-
-def provider_slots(channel: Channel, config: Settings) -> AbstractContextManager[object]:
+@contextmanager
+def provider_slots(channel: Channel, config: Settings, worker: str) -> Iterator[int | None]:
     """Hold this batch's share of a provider's connections while it is sent.
 
     SMTP relays cap connections per client, so every dispatcher's pool counts against one
-    Prefect global concurrency limit (``strict``: a missing limit is an error, not a free
-    pass). Slots are leased: a killed dispatcher's come back when its lease runs out.
+    limit kept in our database (``models.pacing.ConnectionSlots``); a batch may get fewer
+    connections than its pool when others hold the rest. Yields how many it may open.
     """
     if channel is not Channel.EMAIL or config.notifier_mode is not NotifierMode.LIVE:
-        return nullcontext()
-    return concurrency(
-        SMTP_CONNECTIONS,
-        occupy=min(config.smtp_pool_size, config.smtp_max_connections),
-        strict=True,
-        lease_duration=PROVIDER_SLOT_LEASE,
+        yield None
+        return
+    slots = ConnectionSlots(
+        database(), SMTP_CONNECTIONS, config.smtp_max_connections, config.lease_seconds
     )
+    with slots.hold(worker, config.smtp_pool_size) as granted:
+        yield granted
 
 
 async def _send(
-    channel: Channel, config: Settings, messages: list[OutboundMessage]
+    channel: Channel, config: Settings, messages: list[OutboundMessage], connections: int | None
 ) -> list[DeliveryResult]:
-    return await notifier_for(channel, config, database()).send(messages)
+    return await notifier_for(channel, config, database(), connections).send(messages)
 
 
 def _record(

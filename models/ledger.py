@@ -7,10 +7,7 @@ incident; SQLite serializes writers with ``BEGIN IMMEDIATE`` (see ``models.db``)
 
 from __future__ import annotations
 
-import os
 import random
-import socket
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ from models.notification import (
     idempotency_key,
 )
 from models.subject import Subject
+from models.workers import orphaned
 
 State = NotificationState
 REASON_WIDTH = 500  # the stored width of a reason
@@ -45,26 +43,6 @@ REASON_WIDTH = 500  # the stored width of a reason
 REPORTED = frozenset({Channel.SMS, Channel.VOICE})
 #: The channel of the row of a person no channel could even be tried for.
 NO_CHANNEL = "none"
-HOST = socket.gethostname()
-
-
-def worker_id() -> str:
-    """``host/pid/nonce``: lets a restarted run on the same host see that a lease is orphaned."""
-    return f"{HOST}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-
-
-def _orphaned(owner: str) -> bool:
-    host, _, rest = owner.partition("/")
-    pid = rest.partition("/")[0]
-    if host != HOST or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def queue(
@@ -148,13 +126,13 @@ def claim(
         )
         .distinct()
     ).all()
-    orphaned = [owner for owner in leased_owners if owner and _orphaned(owner)]
+    orphaned_owners = [owner for owner in leased_owners if owner and orphaned(owner)]
     due = or_(
         Notification.state == State.QUEUED,
         and_(Notification.state == State.FAILED_TEMPORARY, Notification.retry_at <= now),
         and_(
             Notification.state == State.SENDING,
-            or_(Notification.lease_expires_at < now, Notification.lease_owner.in_(orphaned)),
+            or_(Notification.lease_expires_at < now, Notification.lease_owner.in_(orphaned_owners)),
         ),
     )
     ids = session.scalars(
@@ -271,7 +249,8 @@ def _retry_or_give_up(
 
 def _mark_contact_dead(session: Session, row: Notification) -> None:
     """The provider says this contact is gone: no later run should try it again."""
-    problem = (row.last_error or f"{row.channel}: reported dead by the provider")[:300]
+    detail = (row.last_error or "").removeprefix(f"{row.channel}: ")
+    problem = (detail or "reported dead by the provider")[:300]
     session.execute(
         update(Subject)
         .where(Subject.id == row.subject_id)
@@ -334,7 +313,7 @@ def apply_report(
     row = session.scalar(
         select(Notification)
         .where(Notification.provider_message_id == report.provider_message_id)
-        .with_for_update()
+        .with_for_update(of=Notification)
     )
     if row is None:
         return "pending"
@@ -381,6 +360,32 @@ def _apply_early_reports(
     for report in waiting:
         row = ids[report.provider_message_id]
         _apply(session, row, report, policy, lambda _: chain)
+
+
+def apply_waiting_reports(
+    session: Session,
+    incident: Incident,
+    policy_for: Callable[[Channel], RetryPolicy],
+    chain: Sequence[Channel],
+) -> int:
+    """Apply reports that found no row when they arrived but have one now.
+
+    On PostgreSQL a report and the send's result can commit at the same moment, each
+    unseen by the other; dispatchers call this as they go, so no report stays unapplied.
+    """
+    waiting = session.execute(
+        select(DeliveryReport, Notification)
+        .join(
+            Notification,
+            Notification.provider_message_id == DeliveryReport.provider_message_id,
+        )
+        .where(Notification.incident_id == incident.id, DeliveryReport.applied.is_(False))
+        .order_by(DeliveryReport.id)
+        .with_for_update(of=[DeliveryReport, Notification], skip_locked=True)
+    ).all()
+    for report, row in waiting:
+        _apply(session, row, report, policy_for(Channel(row.channel)), lambda _: chain)
+    return len(waiting)
 
 
 def next_due(

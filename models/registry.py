@@ -6,7 +6,7 @@ from models.incident import Incident
 from models.meta import Meta
 from models.notice import NoticeVersion
 from models.notification import DeliveryReport, Notification
-from models.pacing import RateLimit
+from models.pacing import ProviderSlot, RateLimit
 from models.subject import Subject
 from models.timeline import TimelineEvent
 
@@ -18,6 +18,7 @@ __all__ = [
     "Meta",
     "NoticeVersion",
     "Notification",
+    "ProviderSlot",
     "RateLimit",
     "Subject",
     "TimelineEvent",

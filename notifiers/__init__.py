@@ -58,8 +58,13 @@ def unconfigured_reason(channel: Channel, settings: Settings) -> str | None:
     return None
 
 
-def notifier_for(channel: Channel, settings: Settings, database: Database) -> Notifier:
-    """The adapter the settings ask for; ``database`` holds the rate limits shared by workers."""
+def notifier_for(
+    channel: Channel, settings: Settings, database: Database, connections: int | None = None
+) -> Notifier:
+    """The adapter the settings ask for; ``database`` holds the rate limits shared by workers.
+
+    ``connections``: how many SMTP connections this batch may open (its share of the limit).
+    """
     if settings.notifier_mode is NotifierMode.SANDBOX:
         return _sandbox(channel, settings)
     rate = {
@@ -70,7 +75,7 @@ def notifier_for(channel: Channel, settings: Settings, database: Database) -> No
     }.get(channel, 0)
     pacer = DatabasePacer(database, f"{channel}", rate) if rate else None
     if channel is Channel.EMAIL:
-        return email_notifier(settings)
+        return email_notifier(settings, connections)
     if channel is Channel.LETTER:
         assert settings.letter_dropbox is not None
         return LetterNotifier(settings.letter_dropbox, organisation=settings.organisation_name)
@@ -162,7 +167,7 @@ def _read_json(path: Path | None) -> dict[str, object] | None:
     return json.loads(path.read_text()) if path else None
 
 
-def email_notifier(settings: Settings) -> Notifier:
+def email_notifier(settings: Settings, connections: int | None = None) -> Notifier:
     """The email notifier the settings ask for: the outbox in sandbox mode, SMTP when live."""
     if settings.notifier_mode is NotifierMode.SANDBOX:
         return OutboxEmailNotifier(settings.outbox, settings.sender, settings.organisation_name)
@@ -176,7 +181,7 @@ def email_notifier(settings: Settings) -> Notifier:
         password=password,
         tls=settings.smtp_tls,
         timeout=settings.smtp_timeout,
-        pool_size=settings.smtp_pool_size,
+        pool_size=connections or settings.smtp_pool_size,
     )
 
 

@@ -25,6 +25,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_rate_limits")),
     )
     op.create_table(
+        "provider_slots",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("slot", sa.Integer(), nullable=False),
+        sa.Column("owner", sa.String(length=200), nullable=True),
+        sa.Column("expires_at", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("name", "slot", name=op.f("pk_provider_slots")),
+    )
+    op.create_table(
         "delivery_reports",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("provider_message_id", sa.String(length=200), nullable=False),
@@ -77,4 +85,5 @@ def downgrade() -> None:
 
     op.drop_table("rate_limits")
     op.drop_table("delivery_reports")
+    op.drop_table("provider_slots")
     # ### end Alembic commands ###

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from models import commands
+from models.chain import chain_for
 from models.timeline import TimelineEvent
 from rules import RULES_DIR
 from tests.factories import EXAMPLE_NOTICE
@@ -151,6 +152,20 @@ def test_update_records_old_and_new_facts_and_asks_for_reassessment(breach, tmp_
     breach("assess", key)
     gdpr_people = find(obligations(breach, key), "eu-gdpr", "individuals")
     assert not gdpr_people["applies"]  # encrypted with a safe key: Art 34(3)(a)
+
+
+def test_an_incident_can_have_its_own_channel_chain(breach, tmp_path, db):
+    """`breach update --channels` sets the fallback order for this incident; a typo is refused."""
+    key = declare(breach, "--risk", "medium")
+    refused = breach("update", key, "--channels", "email,pigeon")
+    assert refused.returncode == 1 and "unknown channel 'pigeon'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    done = breach("update", key, "--channels", "email, phone ,letter")
+    assert done.returncode == 0, done.stderr
+    assert "channel_chain None → ['email', 'voice', 'letter']" in done.stdout
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        assert chain_for(session, incident) == ["email", "voice", "letter"]
 
 
 def test_an_unknown_data_category_is_refused_with_the_known_ones(breach):

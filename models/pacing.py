@@ -57,6 +57,7 @@ class DatabasePacer:
         self.database, self.name, self.per_second = database, name, per_second
         self.chunk = max(1, round(per_second * RESERVE_SECONDS))
         self._slots: list[float] = []
+        self._released = 0.0
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
@@ -65,7 +66,10 @@ class DatabasePacer:
                 start = await asyncio.to_thread(self._reserve)
                 self._slots = [start + i / self.per_second for i in range(self.chunk)]
                 self._slots.reverse()
-            slot = self._slots.pop()
+            # A request that left late must not let the next ones bunch up behind it: never
+            # release sooner than one interval after the previous release.
+            slot = max(self._slots.pop(), self._released + 1 / self.per_second)
+            self._released = max(slot, time.time())
         delay = slot - time.time()
         if delay > 0:
             await asyncio.sleep(delay)

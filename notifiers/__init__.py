@@ -8,6 +8,7 @@ in ``live`` mode each channel goes to its provider, paced by the shared rate lim
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import phonenumbers
@@ -93,8 +94,11 @@ def notifier_for(
         )
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
     callback = f"{settings.public_url.rstrip('/')}/callbacks/twilio"
+    # Enough requests in flight to reach the rate at a provider answering in ~0.3 s.
+    concurrency = min(32, max(4, math.ceil(rate * 0.3)))
     if channel is Channel.SMS:
         return TwilioSmsNotifier(
+            concurrency=concurrency,
             account_sid=settings.twilio_account_sid or "",
             auth_token=token,
             messaging_service_sid=settings.twilio_messaging_service_sid,
@@ -107,6 +111,7 @@ def notifier_for(
             pacer=pacer,
         )
     return TwilioVoiceNotifier(
+        concurrency=concurrency,
         account_sid=settings.twilio_account_sid or "",
         auth_token=token,
         from_number=settings.twilio_from_number or "",

@@ -125,9 +125,9 @@ def notify_shard(incident_key: str) -> dict[str, int]:
             ledger.apply_waiting_reports(
                 session, incident, lambda c: retry_policy(config, c), chain
             )
-            due = ledger.due_channels(session, incident)
             now = time.monotonic()
             active = [c for c in chain if c not in paused]
+            due = ledger.due_channels(session, incident, active)
             ready = [c for c in active if resume_at.get(c, 0) <= now]
             next_at = ledger.next_due(session, incident, ready, report_wait(config))
         ready = [c for c in ready if c in due]

@@ -423,22 +423,28 @@ def next_due(
     return min((m for m in (due, awaiting) if m is not None), default=None)
 
 
-def due_channels(session: Session, incident: Incident) -> set[Channel]:
-    """Channels with rows that could be claimed now (leases are checked by ``claim``)."""
+def due_channels(session: Session, incident: Incident, channels: Sequence[Channel]) -> set[Channel]:
+    """Which of ``channels`` have rows that could be claimed now (``claim`` checks leases).
+
+    One indexed ``LIMIT 1`` look per channel: a DISTINCT over every queued row cost tens of
+    milliseconds a batch once 100,000 people were queued.
+    """
     now = utcnow()
-    rows = session.scalars(
-        select(Notification.channel)
-        .where(
-            Notification.incident_id == incident.id,
-            or_(
-                Notification.state == State.QUEUED,
-                and_(Notification.state == State.FAILED_TEMPORARY, Notification.retry_at <= now),
-                Notification.state == State.SENDING,
-            ),
+    due = or_(
+        Notification.state == State.QUEUED,
+        and_(Notification.state == State.FAILED_TEMPORARY, Notification.retry_at <= now),
+        Notification.state == State.SENDING,
+    )
+    return {
+        channel
+        for channel in channels
+        if session.scalar(
+            select(Notification.id)
+            .where(Notification.incident_id == incident.id, Notification.channel == channel, due)
+            .limit(1)
         )
-        .distinct()
-    ).all()
-    return {Channel(channel) for channel in rows}
+        is not None
+    }
 
 
 def counts(session: Session, incident: Incident) -> dict[str, int]:

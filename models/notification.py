@@ -46,7 +46,8 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("incident_id", "subject_id", "channel", "notice_version"),
-        Index("ix_notifications_claim", "incident_id", "state"),
+        # Claims and dispatch look up one channel's due rows of one incident.
+        Index("ix_notifications_claim", "incident_id", "channel", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

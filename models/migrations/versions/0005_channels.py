@@ -53,6 +53,10 @@ def upgrade() -> None:
 
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.add_column(sa.Column("delivered_at", models.base.UTCDateTime(), nullable=True))
+        batch_op.drop_index("ix_notifications_claim")
+        batch_op.create_index(
+            "ix_notifications_claim", ["incident_id", "channel", "state"], unique=False
+        )
         batch_op.create_index(
             batch_op.f("ix_notifications_provider_message_id"),
             ["provider_message_id"],
@@ -78,6 +82,8 @@ def downgrade() -> None:
 
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notifications_provider_message_id"))
+        batch_op.drop_index("ix_notifications_claim")
+        batch_op.create_index("ix_notifications_claim", ["incident_id", "state"], unique=False)
         batch_op.drop_column("delivered_at")
 
     with op.batch_alter_table("incidents", schema=None) as batch_op:

@@ -186,7 +186,7 @@ def _render_chunk(numbers: list[int]) -> list[tuple[str, bytes]]:
     from aiosmtplib.email import flatten_message
 
     from flows import runtime
-    from flows.notify import notice_content
+    from flows.notify import notice_content, notice_link
     from models.base import utcnow
     from models.delivery import Channel, OutboundMessage
     from models.notice import parse_notice_texts
@@ -204,7 +204,7 @@ def _render_chunk(numbers: list[int]) -> list[tuple[str, bytes]]:
     for n in numbers:
         _, name, email, _, locale, _ = person(n, phone=False)
         locale = "zh-CN" if locale == "zh-CN" else "en"
-        link = f"{config.public_url.rstrip('/')}/notices/{incident.key}/{locale}"
+        link = notice_link(config, incident.key, locale)
         content = notice_content(incident, texts[locale], locale, config, name=name, link=link)  # type: ignore[arg-type]
         rendered = render_notice(content, Channel.EMAIL)
         msg = OutboundMessage(

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect import flow, task
+from sqlalchemy.orm import Session
 
 from flows.runtime import database, settings, vault
 from flows.steps import STEP_TASK, step_finished, step_started
@@ -83,11 +84,11 @@ def queue_notices(incident_key: str, actor: str) -> None:
 
 
 def usable_chain(
-    session: object, incident: Incident, config: Settings
+    session: Session, incident: Incident, config: Settings
 ) -> tuple[list[Channel], dict[str, str]]:
     """The incident's chain without the channels this installation cannot send on."""
     chain, skipped = [], {}
-    for channel in chain_for(session, incident):  # type: ignore[arg-type]
+    for channel in chain_for(session, incident):
         reason = unconfigured_reason(channel, config)
         if reason:
             skipped[str(channel)] = reason
@@ -278,7 +279,7 @@ def _message(
     assert contact is not None  # rows are only queued on channels with a usable contact
     locale = choose_locale(subject.locale, writable, config.default_locale)
     text = texts[locale]
-    link = f"{config.public_url.rstrip('/')}/notices/{incident.key}/{locale}"
+    link = notice_link(config, incident.key, locale)
     address = contact if channel is Channel.LETTER else None
     content = notice_content(incident, text, locale, config, name=name, address=address, link=link)
     rendered = render_notice(content, channel)
@@ -299,6 +300,11 @@ def _message(
         short_text=rendered.short_text,
         link=link,
     )
+
+
+def notice_link(config: Settings, incident_key: str, locale: str) -> str:
+    """The page ``breach serve`` shows the whole notice on (SMS and push point to it)."""
+    return f"{config.public_url.rstrip('/')}/notices/{incident_key}/{locale}"
 
 
 def notice_content(

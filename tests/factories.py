@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import csv
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy.orm import Session
 
 from flows import runtime
 from flows.subjects import ImportReport
@@ -18,7 +19,7 @@ from models.base import utcnow
 from models.crypto import Vault
 from models.db import Database
 from models.delivery import DeliveryResult, OutboundMessage
-from models.incident import Severity
+from models.incident import Incident, Severity
 from models.notice import parse_notice_texts
 from models.settings import Settings
 from notifiers.base import Notifier
@@ -121,16 +122,7 @@ def seed_incident(
     now = utcnow()
     keys = runtime.vault()  # before the transaction: it checks the key in one of its own
     with db.unit_of_work() as session:
-        incident = commands.declare(
-            session,
-            title="Test incident",
-            description="Records exported with a stolen credential.",
-            severity=Severity.HIGH,
-            detected_at=now - timedelta(days=2),
-            aware_at=now - timedelta(days=1),
-            data_categories=["email", "name"],
-            actor="test:seed",
-        )
+        incident = declare_test_incident(session, "Test incident", now)
         if with_notice:
             texts = parse_notice_texts(yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8")))
             commands.set_notice(session, incident, texts, "test:seed")
@@ -175,3 +167,17 @@ def deliver(notifier: Notifier, batch: list[OutboundMessage]) -> dict[int, Deliv
     mapped = {r.notification_id: r for r in results}
     assert len(mapped) == len(results) == len(batch), "not exactly one result per message"
     return mapped
+
+
+def declare_test_incident(session: Session, title: str, now: datetime) -> Incident:
+    """An incident detected two days and known one day before ``now``."""
+    return commands.declare(
+        session,
+        title=title,
+        description="Records exported with a stolen credential.",
+        severity=Severity.HIGH,
+        detected_at=now - timedelta(days=2),
+        aware_at=now - timedelta(days=1),
+        data_categories=["email", "name"],
+        actor="test:seed",
+    )

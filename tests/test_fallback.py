@@ -29,11 +29,11 @@ from models.delivery import (
     ProviderEventStatus,
 )
 from models.errors import InvalidInput
-from models.incident import Incident, Severity
+from models.incident import Incident
 from models.notice import parse_notice_texts
 from models.notification import DeliveryReport, Notification
 from models.subject import Subject
-from tests.factories import EXAMPLE_NOTICE, run_import
+from tests.factories import EXAMPLE_NOTICE, declare_test_incident, run_import
 
 CHAIN = list(DEFAULT_CHAIN)  # push, email, sms, voice, letter
 WORKER = "test-host/1/abcdef01"
@@ -57,16 +57,7 @@ def seed(db, settings, tmp_path: Path, rows: list[dict[str, str]]) -> str:
     keys = runtime.vault()
     now = utcnow()
     with db.unit_of_work() as session:
-        incident = commands.declare(
-            session,
-            title="Fallback test",
-            description="Records exported with a stolen credential.",
-            severity=Severity.HIGH,
-            detected_at=now - timedelta(days=2),
-            aware_at=now - timedelta(days=1),
-            data_categories=["email", "name"],
-            actor="test:seed",
-        )
+        incident = declare_test_incident(session, "Fallback test", now)
         texts = parse_notice_texts(yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8")))
         commands.set_notice(session, incident, texts, "test:seed")
         key, incident_id = incident.key, incident.id

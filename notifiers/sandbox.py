@@ -84,7 +84,7 @@ class OutboxEmailNotifier(_Outbox):
 
     def content(self, msg: OutboundMessage) -> bytes:
         try:
-            return build_email(msg, self.sender, self.organisation).as_bytes()
+            return build_email(msg, self.sender, self.organisation)
         except UnbuildableMessage as exc:
             raise Refused(str(exc)) from None
 

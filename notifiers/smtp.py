@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from email.message import EmailMessage
 
 import aiosmtplib
 
@@ -112,10 +111,10 @@ class SmtpEmailNotifier:
         return smtp
 
     async def _send_one(
-        self, smtp: aiosmtplib.SMTP, msg: OutboundMessage, email: EmailMessage
+        self, smtp: aiosmtplib.SMTP, msg: OutboundMessage, email: bytes
     ) -> DeliveryResult:
         try:
-            await smtp.send_message(email, sender=self.sender, recipients=[msg.recipient])
+            await smtp.sendmail(self.sender, [msg.recipient], email)
         except aiosmtplib.SMTPSenderRefused as exc:
             raise _ServerUnusable(
                 f"SMTP server {self.server} refused our sender: {exc.code} {exc.message}"

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from flows.notify import retry_policy, usable_chain
+from flows.dispatch import retry_policy, usable_chain
 from flows.runtime import database, settings
 from models import ledger
 from models.delivery import ProviderEvent

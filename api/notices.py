@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from flows.notify import notice_content
+from flows.dispatch import notice_content
 from flows.runtime import database, settings
 from models.commands import get_incident, latest_notice
 from models.errors import NotFound

@@ -5,8 +5,8 @@
 
 Email: an aiosmtpd sink in its own process counts what it receives (messages and distinct
 Message-IDs, so nothing lost and nothing twice). The baseline is a bare aiosmtplib loop
-sending the same N notices, rendered beforehand by Breachflow's own ``render_notice`` and
-``build_email`` and flattened as aiosmtplib's ``send_message`` flattens them, over the same
+sending the same N notices, rendered and built beforehand by Breachflow's own
+``render_notice`` and ``build_email``, over the same
 number of connections (``BREACH_SMTP_POOL_SIZE``, ``--connections``); only the sending is
 timed. Then, per backend, in a fresh process: an incident with N email-only people (imported
 from a generated CSV, not timed), a warm-up run on a small incident (starts Prefect's
@@ -177,16 +177,14 @@ def sink_command(port: int, command: str = "STATS") -> dict[str, Any]:
 
 
 def _render_chunk(numbers: list[int]) -> list[tuple[str, bytes]]:
-    """In a worker process: each person's notice as Breachflow renders and builds it, flattened
-    as aiosmtplib's ``send_message`` flattens it for a server that speaks 8BITMIME."""
+    """In a worker process: each person's notice as Breachflow renders and builds it."""
     from datetime import timedelta
     from types import SimpleNamespace
 
     import yaml
-    from aiosmtplib.email import flatten_message
 
     from flows import runtime
-    from flows.notify import notice_content, notice_link
+    from flows.dispatch import notice_content, notice_link
     from models.base import utcnow
     from models.delivery import Channel, OutboundMessage
     from models.notice import parse_notice_texts
@@ -219,8 +217,7 @@ def _render_chunk(numbers: list[int]) -> list[tuple[str, bytes]]:
             html=rendered.html,
             link=link,
         )
-        built = build_email(msg, config.sender, config.organisation_name)
-        out.append((email, flatten_message(built, utf8=False, cte_type="8bit")))
+        out.append((email, build_email(msg, config.sender, config.organisation_name)))
     return out
 
 
@@ -245,7 +242,7 @@ def child_baseline(people: int, host: str, port: int, connections: int) -> None:
             smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=60)
             await smtp.connect()
             for recipient, data in pending:
-                await smtp.sendmail(sender, [recipient], data, mail_options=["BODY=8BITMIME"])
+                await smtp.sendmail(sender, [recipient], data)
             await smtp.quit()
 
         await asyncio.gather(*(connection() for _ in range(connections)))

@@ -187,7 +187,7 @@ def dispatch(key: Key) -> None:
     twice. Returns when nothing is left to send. Also sends what a provider's late report
     reopened after the run finished notifying (a person moved to their next channel).
     """
-    from flows.notify import notify_shard
+    from flows.dispatch import notify_shard
     from models.incident import IncidentState
 
     with runtime.database().unit_of_work() as session:

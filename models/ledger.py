@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from models.base import utcnow
@@ -185,26 +185,67 @@ def record_results(
     """Write each result to its row (only while we still hold its lease); count outcomes.
 
     A permanent failure opens the person's next usable channel in ``chain`` in the same
-    transaction, so no one is left between channels by a crash.
+    transaction, so no one is left between channels by a crash. Sent rows, nearly all of
+    them, are written in one statement: this transaction is the pause between a channel's
+    batches.
     """
     now = utcnow()
     outcome: Counter[str] = Counter()
-    rows = {
-        row.id: row
-        for row in session.scalars(
-            select(Notification).where(
+    held = set(
+        session.scalars(
+            select(Notification.id)
+            .where(
                 Notification.id.in_([r.notification_id for r in results]),
                 Notification.state == State.SENDING,
                 Notification.lease_owner == worker,
             )
+            .with_for_update()
+        )
+    )
+    outcome["lease_lost"] = sum(1 for r in results if r.notification_id not in held)
+    sent = [r for r in results if r.notification_id in held and r.status is DeliveryStatus.SENT]
+    if sent:
+        table = Notification.__table__
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(
+                state=State.SENT,
+                sent_at=now,
+                retry_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_error=None,
+                provider_message_id=bindparam("provider_id"),
+            ),
+            [{"row_id": r.notification_id, "provider_id": r.provider_message_id} for r in sent],
+        )
+        outcome["sent"] = len(sent)
+    others = [
+        r for r in results if r.notification_id in held and r.status is not DeliveryStatus.SENT
+    ]
+    if others:
+        _record_failures(session, others, policy, chain, now, outcome)
+    return +outcome
+
+
+def _record_failures(
+    session: Session,
+    results: list[DeliveryResult],
+    policy: RetryPolicy,
+    chain: Sequence[Channel],
+    now: datetime,
+    outcome: Counter[str],
+) -> None:
+    rows = {
+        row.id: row
+        for row in session.scalars(
+            select(Notification).where(Notification.id.in_([r.notification_id for r in results]))
         )
     }
     failed: list[Notification] = []
     for result in results:
-        row = rows.get(result.notification_id)
-        if row is None:
-            outcome["lease_lost"] += 1
-            continue
+        row = rows[result.notification_id]
         row.lease_owner = row.lease_expires_at = None
         row.last_error = _reason(row.channel, result.detail)
         if result.status is DeliveryStatus.DEFERRED:
@@ -212,10 +253,7 @@ def record_results(
             row.attempts -= 1  # never tried: not one of this person's attempts
             outcome["deferred"] += 1
             continue
-        if result.status is DeliveryStatus.SENT:
-            row.state, row.sent_at, row.retry_at = State.SENT, now, None
-            row.provider_message_id = result.provider_message_id
-        elif result.status is DeliveryStatus.FAILED_TEMPORARY:
+        if result.status is DeliveryStatus.FAILED_TEMPORARY:
             _retry_or_give_up(row, policy, now, result.retry_after)
         else:
             row.state, row.retry_at = State.FAILED_PERMANENT, None
@@ -225,9 +263,6 @@ def record_results(
                 _mark_contact_dead(session, row)
         outcome[str(row.state)] += 1
     outcome["fallback"] = _open_next_channels(session, failed, chain, now)
-    reported = [r for r in rows.values() if r.state == State.SENT and r.channel in REPORTED]
-    _apply_early_reports(session, reported, policy, chain)
-    return +outcome
 
 
 def _reason(channel: str, detail: str | None) -> str | None:
@@ -300,7 +335,8 @@ def apply_report(
     """Record a provider's status report (webhook) and apply it to its ledger row.
 
     Every report is kept. One that arrives before the send's result is recorded (providers
-    can be that fast) waits, and is applied when the row's provider id is written.
+    can be that fast) waits: the dispatcher applies it on its next look at the ledger
+    (``apply_waiting_reports``), after the row's provider id is written.
     Returns what happened: ``applied``, ``pending`` or ``ignored`` (stale or repeated).
     """
     stored = DeliveryReport(
@@ -344,22 +380,6 @@ def _apply(
         assert incident is not None
         _open_next_channels(session, [row], chain_of(incident), now)
     return "applied"
-
-
-def _apply_early_reports(
-    session: Session, sent: list[Notification], policy: RetryPolicy, chain: Sequence[Channel]
-) -> None:
-    ids = {row.provider_message_id: row for row in sent if row.provider_message_id}
-    if not ids:
-        return
-    waiting = session.scalars(
-        select(DeliveryReport)
-        .where(DeliveryReport.provider_message_id.in_(ids), DeliveryReport.applied.is_(False))
-        .order_by(DeliveryReport.id)
-    ).all()
-    for report in waiting:
-        row = ids[report.provider_message_id]
-        _apply(session, row, report, policy, lambda _: chain)
 
 
 def apply_waiting_reports(

@@ -26,7 +26,10 @@ several hosts need synchronized clocks (NTP), as leases already do.
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -38,7 +41,12 @@ from models.base import Base
 from models.db import Database
 from models.workers import orphaned
 
-RESERVE_SECONDS = 0.1  # how much traffic one reservation covers
+RESERVE_SECONDS = 0.5  # how much traffic one reservation covers
+#: Pace this far under the configured ceiling. Requests reach the provider a few
+#: milliseconds off their slots (thread hand-off, the GIL, the network), and a schedule
+#: that met the ceiling exactly would see that jitter push a second over it now and then;
+#: 2% is 4 requests' worth of room a second at 200/s, 20 ms of jitter.
+HEADROOM = 0.02
 
 
 class RateLimit(Base):
@@ -49,30 +57,91 @@ class RateLimit(Base):
 
 
 class DatabasePacer:
-    """``await pacer.wait()`` before each message: returns at that message's slot."""
+    """``await pacer.wait()`` before each message: returns at that message's slot.
+
+    One pacer serves a process for as long as it lives (``notifiers.pacer_for``), from any
+    thread and event loop: what it has reserved but not used carries over from one batch to
+    the next, and so does the spacing after its last release.
+    """
 
     def __init__(self, database: Database, name: str, per_second: float) -> None:
         if per_second <= 0:
             raise ValueError("a pacer needs a positive rate; use no pacer for no limit")
         self.database, self.name, self.per_second = database, name, per_second
+        self.interval = 1 / (per_second * (1 - HEADROOM))
         self.chunk = max(1, round(per_second * RESERVE_SECONDS))
         self._slots: list[float] = []
         self._released = 0.0
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()  # guards the two fields above; never held across await
+        self._refilling = threading.Lock()  # one reservation at a time
+        # The last departures, as many as one second may hold (see ``depart``).
+        self._departures: deque[float] = deque(maxlen=max(1, math.floor(1 / self.interval)))
+        self._departing = threading.Lock()
 
     async def wait(self) -> None:
-        async with self._lock:
-            if not self._slots:
-                start = await asyncio.to_thread(self._reserve)
-                self._slots = [start + i / self.per_second for i in range(self.chunk)]
-                self._slots.reverse()
-            # A request that left late must not let the next ones bunch up behind it: never
-            # release sooner than one interval after the previous release.
-            slot = max(self._slots.pop(), self._released + 1 / self.per_second)
-            self._released = max(slot, time.time())
+        slot = self._take()
+        while slot is None:
+            await asyncio.to_thread(self._refill)
+            slot = self._take()
         delay = slot - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def depart(self) -> None:
+        """Called by a thread that sends synchronously, just before its request leaves.
+
+        Requests released on their slots can still be held up on the way out (a busy
+        interpreter, a garbage collection) and then leave together. Those held up may catch
+        up, but never so that any one second sees more departures than the paced rate: a
+        request waits until the one that many departures ago is a second old. The calling
+        thread sleeps for it.
+        """
+        with self._departing:
+            now = time.time()
+            window = self._departures
+            if len(window) == window.maxlen and window[0] + 1.0 > now:
+                time.sleep(window[0] + 1.0 - now)
+                now = window[0] + 1.0
+            window.append(now)
+
+    def _take(self) -> float | None:
+        now = time.time()
+        with self._lock:
+            # A slot already past is forfeit: used now it would crowd another worker's.
+            while self._slots and self._slots[-1] < now - self.interval:
+                self._slots.pop()
+            if not self._slots:
+                return None
+            # A request that left late must not let the next ones bunch up behind it: never
+            # release sooner than one interval after the previous release.
+            slot = max(self._slots.pop(), self._released + self.interval)
+            self._released = max(slot, now)
+            running_low = len(self._slots) < self.chunk // 2
+        if running_low and self._refilling.acquire(blocking=False):
+            # Reserve the next run now, in the background: a reservation waits for the
+            # database, and waited for when the last slot is gone it would be a pause.
+            threading.Thread(target=self._top_up, name=f"pacer-{self.name}", daemon=True).start()
+        return slot
+
+    def _top_up(self) -> None:
+        """Runs holding ``_refilling``, taken by the thread that started it."""
+        try:
+            self._add(self._reserve())
+        finally:
+            self._refilling.release()
+
+    def _refill(self) -> None:
+        with self._refilling:
+            with self._lock:
+                if self._slots:
+                    return  # refilled while this one queued for the lock
+            self._add(self._reserve())
+
+    def _add(self, start: float) -> None:
+        later = [start + i * self.interval for i in range(self.chunk)]
+        later.reverse()
+        with self._lock:
+            self._slots = later + self._slots  # popped from the end: earliest last
 
     def _reserve(self) -> float:
         """Take the next ``chunk`` slots of the shared schedule; returns when they begin."""
@@ -85,7 +154,7 @@ class DatabasePacer:
             session.execute(
                 update(RateLimit)
                 .where(RateLimit.name == self.name)
-                .values(next_free_at=start + self.chunk / self.per_second)
+                .values(next_free_at=start + self.chunk * self.interval)
             )
         return start
 

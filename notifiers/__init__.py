@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import cache
 from pathlib import Path
 
 import phonenumbers
@@ -74,7 +75,7 @@ def notifier_for(
         Channel.VOICE: settings.voice_rate_per_second,
         Channel.PUSH: settings.push_rate_per_second,
     }.get(channel, 0)
-    pacer = DatabasePacer(database, f"{channel}", rate) if rate else None
+    pacer = pacer_for(database, str(channel), rate) if rate else None
     if channel is Channel.EMAIL:
         return email_notifier(settings, connections)
     if channel is Channel.LETTER:
@@ -120,6 +121,13 @@ def notifier_for(
         base_url=settings.twilio_base_url,
         pacer=pacer,
     )
+
+
+@cache
+def pacer_for(database: Database, name: str, per_second: float) -> DatabasePacer:
+    """This process's one pacer for a limit: batches after the first carry on its spacing
+    and its reserved slots instead of starting a schedule of their own."""
+    return DatabasePacer(database, name, per_second)
 
 
 def _sandbox(channel: Channel, settings: Settings) -> Notifier:

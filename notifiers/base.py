@@ -21,7 +21,10 @@ class Notifier(Protocol):
 
 
 class Pacer(Protocol):
-    """A rate limiter shared by every dispatcher (``models.pacing``): adapters await it
-    once immediately before each request to their provider."""
+    """A rate limiter shared by every dispatcher (``models.pacing``): adapters await
+    ``wait`` once before each request to their provider; adapters that send from worker
+    threads also call ``depart`` in the thread, immediately before the request leaves."""
 
     async def wait(self) -> None: ...
+
+    def depart(self) -> None: ...

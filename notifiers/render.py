@@ -22,11 +22,14 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 @cache
 def environment(root: Path = TEMPLATES) -> ImmutableSandboxedEnvironment:
+    """Templates are read once per process (no ``auto_reload``): checking every file's
+    mtime for every notice cost more than rendering it. Restart to pick up an edit."""
     return ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(root),
         undefined=StrictUndefined,
         autoescape=lambda name: bool(name and name.endswith(".html.j2")),
         keep_trailing_newline=True,
+        auto_reload=False,
     )
 
 

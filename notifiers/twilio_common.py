@@ -1,8 +1,9 @@
 """What the Twilio SMS and voice notifiers share: clients, a bounded pool, and outcomes.
 
 The ``twilio`` SDK is synchronous, so each request runs in a thread of a pool bounded by
-``concurrency``; every worker owns its own Client (and HTTP session), which is how the
-headers of its last response (``Retry-After``) can be read after the SDK raised.
+``concurrency``; every worker borrows its own Client (and HTTP session), which is how the
+headers of its last response (``Retry-After``) can be read after the SDK raised. Clients
+are kept for the process's life (``ClientPool``), so each batch finds its connections open.
 
 Twilio's answers are normalized per message:
 
@@ -25,12 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any
 
 import requests
@@ -97,6 +101,47 @@ def make_client(
         client.api.base_url = base_url.rstrip("/")
         client.edge = client.region = None  # TWILIO_EDGE would rewrite the host otherwise
     return client
+
+
+class ClientPool:
+    """Twilio clients, each on its own HTTP session, lent to one worker at a time and kept.
+
+    A batch that opened fresh connections would see its first requests arrive late behind
+    the TCP (and TLS) handshakes and then bunch up with the next ones: more requests in
+    some second than the pacer let go. Kept clients keep their connections open.
+    """
+
+    def __init__(
+        self, account_sid: str, auth_token: str, base_url: str | None, timeout: float
+    ) -> None:
+        self.account_sid, self.auth_token = account_sid, auth_token
+        self.base_url, self.timeout = base_url, timeout
+        self._idle: list[tuple[HeaderKeepingHttpClient, Client]] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self) -> Iterator[tuple[HeaderKeepingHttpClient, Client]]:
+        with self._lock:
+            pair = self._idle.pop() if self._idle else None
+        if pair is None:
+            http = HeaderKeepingHttpClient(timeout=self.timeout)
+            client = make_client(
+                self.account_sid, self.auth_token, base_url=self.base_url, http=http
+            )
+            pair = (http, client)
+        try:
+            yield pair
+        finally:
+            with self._lock:
+                self._idle.append(pair)
+
+
+@cache
+def client_pool(
+    account_sid: str, auth_token: str, base_url: str | None, timeout: float
+) -> ClientPool:
+    """The process's pool for one account and endpoint."""
+    return ClientPool(account_sid, auth_token, base_url, timeout)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -202,11 +247,8 @@ class TwilioSender:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self.account_sid = account_sid
-        self.auth_token = auth_token
-        self.base_url = base_url
+        self.clients = client_pool(account_sid, auth_token, base_url, timeout)
         self.concurrency = concurrency
-        self.timeout = timeout
         self.pacer = pacer
 
     async def send(self, jobs: list[tuple[OutboundMessage, Create]]) -> list[DeliveryResult]:
@@ -220,23 +262,20 @@ class TwilioSender:
         return run.results
 
     async def _worker(self, run: _Run, pool: ThreadPoolExecutor) -> None:
-        http = HeaderKeepingHttpClient(timeout=self.timeout)
-        client = make_client(self.account_sid, self.auth_token, base_url=self.base_url, http=http)
         loop = asyncio.get_running_loop()
-        try:
+        with self.clients.borrow() as (http, client):
             while run.pending:
                 msg, create = run.pending.popleft()
                 await self._pace(run)
                 if run.refusal is not None:
                     run.results.append(_result(msg, DeliveryStatus.DEFERRED, run.refusal))
                     continue
-                result = await loop.run_in_executor(pool, _attempt, client, http, msg, create)
+                result = await loop.run_in_executor(
+                    pool, _attempt, client, http, msg, create, self.pacer
+                )
                 if result.status is DeliveryStatus.DEFERRED:
                     run.refusal = result.detail
                 run.results.append(result)
-        finally:
-            if http.session is not None:
-                http.session.close()
 
     async def _pace(self, run: _Run) -> None:
         """Wait for the pacer; if it breaks, defer the rest rather than lose the results
@@ -250,9 +289,15 @@ class TwilioSender:
 
 
 def _attempt(
-    client: Client, http: HeaderKeepingHttpClient, msg: OutboundMessage, create: Create
+    client: Client,
+    http: HeaderKeepingHttpClient,
+    msg: OutboundMessage,
+    create: Create,
+    pacer: Pacer | None,
 ) -> DeliveryResult:
     """One request, in a worker thread; never raises for an outcome Twilio can give."""
+    if pacer is not None:
+        pacer.depart()
     try:
         sid = create(client)
     except (TwilioRestException, TwilioServiceException) as exc:

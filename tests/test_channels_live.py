@@ -27,6 +27,7 @@ from flows import runtime
 from flows.incident import incident_response
 from models import commands, ledger
 from models.subject import Subject
+from models.timeline import TimelineEvent
 from notifiers.segments import encoding, segments
 from tests.conftest import BREACH, RecordingHandler
 from tests.push_servers import FakeFcm, FcmReply
@@ -350,3 +351,37 @@ def test_a_call_reported_after_the_run_is_followed_up_by_breach_dispatch(
     assert answered.status == 204
     [row] = ledger_rows(db, key)["V"]
     assert (row.channel, row.state, row.attempts) == ("voice", "delivered", 2)
+
+
+def test_a_slow_channel_does_not_hold_up_the_others(
+    db, settings, tmp_path, live, monkeypatch: pytest.MonkeyPatch
+):
+    """Channels are sent side by side: with calls first in the chain and paced at two a
+    second, the emails still leave at once instead of waiting for the calls."""
+    monkeypatch.setenv("BREACH_VOICE_RATE_PER_SECOND", "2")
+    runtime.reset()
+    callers = [person(f"V{n}", phone=f"+4474001235{n:02d}") for n in range(1, 7)]
+    readers = [person(f"E{n:02d}", email=f"e{n:02d}@example.com") for n in range(1, 31)]
+    key = seed(db, settings, tmp_path, callers + readers)
+    with db.unit_of_work() as session:
+        commands.get_incident(session, key).channel_chain = ["voice", "email"]
+
+    summary = incident_response(key, requested_by="test-live")
+
+    assert (summary.affected, summary.notified) == (36, 36)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        batches = session.execute(
+            select(TimelineEvent.payload, TimelineEvent.recorded_at)
+            .where(
+                TimelineEvent.incident_id == incident.id,
+                TimelineEvent.kind == "notices.batch_sent",
+            )
+            .order_by(TimelineEvent.seq)
+        ).all()
+    finished = {payload["channel"]: at for payload, at in batches if payload.get("sent")}
+    assert set(finished) == {"voice", "email"}
+    # Six calls at two a second take over two seconds; the emails were recorded before.
+    assert finished["email"] < finished["voice"]
+    calls = sorted(a.at for a in live.twilio.accepted if a.resource == "Calls")
+    assert len(calls) == 6 and calls[-1] - calls[0] >= 5 / 2 - 0.05

@@ -49,9 +49,10 @@ def test_killed_mid_send_then_rerun_leaves_exactly_one_sent_row_per_person(
         incident = commands.get_incident(session, key)
         interrupted = ledger.counts(session, incident)
         assert incident.state == "notifying"
-    # Killed in the middle of a batch: it stays leased to a process that no longer exists.
-    assert interrupted.get("sending") == BATCH
-    assert interrupted.get("sent", 0) + BATCH < len(persons)
+    # Killed in the middle of a batch: it stays leased to a process that no longer exists, and
+    # so may the next one, claimed and rendered while the first was sent (never sent itself).
+    assert BATCH <= interrupted.get("sending", 0) <= 2 * BATCH
+    assert interrupted.get("sent", 0) + interrupted["sending"] < len(persons)
 
     summary = incident_response(key, requested_by="test-after-crash")
 
@@ -91,7 +92,7 @@ def test_two_runs_of_one_incident_at_once_tell_each_person_once(
     runtime.reset()
     persons = people(400)
     key = seed_incident(db, settings, persons)
-    live_smtp.delay = 0.02  # about 8 s through one connection: the second has time to start
+    live_smtp.delay = 0.04  # about 16 s through one connection: the second has time to start
 
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
 

@@ -576,7 +576,9 @@ def test_an_unanswered_call_is_retried_up_to_the_voice_limit_then_falls_back(
     assert rows[0].last_error == "voice: gave up after 2 attempts: call busy"
 
 
-def test_a_report_that_arrives_before_the_send_result_is_applied_with_it(db, settings, tmp_path):
+def test_a_report_that_arrives_before_the_send_result_is_applied_on_the_next_look(
+    db, settings, tmp_path
+):
     key = seed(
         db,
         settings,
@@ -604,6 +606,14 @@ def test_a_report_that_arrives_before_the_send_result_is_applied_with_it(db, set
             result(leased["R2"], DeliveryStatus.SENT, provider_message_id=fast_bad),
         ],
     )
+    assert {pid: trail(r) for pid, r in ledger_rows(db, key).items()} == {
+        "R1": [("sms", "sent")],
+        "R2": [("sms", "sent")],
+    }
+    # The dispatcher's next look at the ledger applies what was waiting.
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        assert ledger.apply_waiting_reports(session, incident, policies(), CHAIN) == 2
 
     rows = ledger_rows(db, key)
     assert trail(rows["R1"]) == [("sms", "delivered")]

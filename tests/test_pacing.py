@@ -7,6 +7,7 @@ shared-limit test counts sends in every sliding second, which no slowness can ma
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from models.db import Database
-from models.pacing import RESERVE_SECONDS, DatabasePacer, RateLimit
+from models.pacing import HEADROOM, RESERVE_SECONDS, DatabasePacer, RateLimit
 
 EARLY = 1e-3  # float rounding of epoch seconds; a real early send would be far earlier
 
@@ -27,28 +28,47 @@ def next_free(db: Database, name: str) -> float:
 
 
 def test_waits_are_spaced_at_the_rate_from_the_first_slot(db):
-    rate, waits = 100.0, 60
+    """Slots are one interval apart, a little longer than 1/rate (the headroom), from a start
+    no earlier than the first wait; reservations come in runs of half a second, the next
+    one taken before the current one is used up."""
+    rate, waits = 100.0, 120
     pacer = DatabasePacer(db, "sms", rate)
     returned: list[float] = []
-    first_slot: list[float] = []
 
     async def send_all() -> None:
-        for n in range(waits):
+        for _ in range(waits):
             await pacer.wait()
             returned.append(time.time())
-            if n == 0:  # the first reservation took a tenth of a second of slots
-                first_slot.append(next_free(db, "sms") - pacer.chunk / rate)
 
+    started = time.time()
     asyncio.run(send_all())
 
-    start = first_slot[0]
+    assert pacer.interval == pytest.approx(1 / (rate * (1 - HEADROOM)))
     assert pacer.chunk == round(rate * RESERVE_SECONDS)
-    # Message n never leaves before its slot: start + n / rate.
-    early = [n for n, at in enumerate(returned) if at < start + n / rate - EARLY]
+    # Message n never leaves before its slot, at least started + n intervals.
+    early = [n for n, at in enumerate(returned) if at < started + n * pacer.interval - EARLY]
     assert early == []
-    assert returned[-1] - start >= 0.58
-    # The shared schedule moved on by at least the slots taken.
-    assert next_free(db, "sms") >= start + waits / rate - EARLY
+    # Never more than the paced rate in any second.
+    busiest = max(sum(1 for t in returned[i:] if t < at + 1.0) for i, at in enumerate(returned))
+    assert busiest <= math.floor(1 / pacer.interval) + 1
+    # The shared schedule moved on by at least the slots taken (and one run ahead at most).
+    assert next_free(db, "sms") >= started + waits * pacer.interval - EARLY
+    assert next_free(db, "sms") <= time.time() + 2 * pacer.chunk * pacer.interval
+
+
+def test_departures_never_exceed_the_paced_rate_in_any_second(db):
+    """Requests held up on their way out (here: all released at once) leave spread out."""
+    rate = 50.0
+    pacer = DatabasePacer(db, "voice", rate)
+    departed: list[float] = []
+    for _ in range(70):
+        pacer.depart()
+        departed.append(time.time())
+    per_second = math.floor(1 / pacer.interval)
+    busiest = max(sum(1 for t in departed[i:] if t < at + 1.0) for i, at in enumerate(departed))
+    assert busiest <= per_second
+    # The first second's worth leaves at once (they were late already), the rest a second on.
+    assert departed[per_second] - departed[0] >= 1.0 - EARLY
 
 
 def test_two_dispatchers_sharing_a_limit_never_exceed_it_together(db, settings):

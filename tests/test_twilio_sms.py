@@ -69,10 +69,12 @@ def assert_hides(result: DeliveryResult, phone: str) -> None:
 
 
 class CountingPacer:
-    """Records when it was awaited; breaks after ``fail_after`` waits when asked to."""
+    """Records when it was awaited and departed from; breaks after ``fail_after`` waits when
+    asked to."""
 
     def __init__(self, fail_after: int | None = None) -> None:
         self.waits: list[float] = []
+        self.departures: list[float] = []
         self.fail_after = fail_after
 
     async def wait(self) -> None:
@@ -80,6 +82,9 @@ class CountingPacer:
             raise ConnectionError("rate limiter store unreachable")
         self.waits.append(time.time())
         await asyncio.sleep(0.01)
+
+    def depart(self) -> None:
+        self.departures.append(time.time())
 
 
 def unused_port() -> int:
@@ -284,14 +289,15 @@ def test_no_answer_in_time_is_temporary_not_deferred() -> None:
 
 
 def test_the_pacer_is_awaited_once_right_before_each_request(twilio: TwilioServer) -> None:
-    """With one worker: wait, request, wait, request... one wait per request."""
+    """With one worker: wait, depart, request, wait, depart, request... one of each per
+    request, the departure in the sending thread after the wait."""
     pacer = CountingPacer()
     send(notifier_for(twilio, pacer=pacer, concurrency=1), [sms(n) for n in range(1, 6)])
 
     accepted = sorted(a.at for a in twilio.accepted)
-    assert len(pacer.waits) == len(accepted) == 5
+    assert len(pacer.waits) == len(pacer.departures) == len(accepted) == 5
     for i, at in enumerate(accepted):
-        assert pacer.waits[i] <= at
+        assert pacer.waits[i] <= pacer.departures[i] <= at
         if i + 1 < len(pacer.waits):
             assert at <= pacer.waits[i + 1]
 
@@ -300,7 +306,7 @@ def test_the_pacer_is_not_awaited_for_messages_never_tried(twilio: TwilioServer)
     pacer = CountingPacer()
     notifier = notifier_for(twilio, auth_token="wrong-token", pacer=pacer, concurrency=1)
     send(notifier, [sms(n) for n in range(1, 5)])
-    assert len(pacer.waits) == twilio.unauthorized == 1
+    assert len(pacer.waits) == len(pacer.departures) == twilio.unauthorized == 1
 
 
 def test_a_broken_pacer_defers_the_rest_and_keeps_what_was_sent(twilio: TwilioServer) -> None:

@@ -15,7 +15,9 @@ the timed part: the ``notify`` flow, that is queueing everyone in the ledger
 (``queue_notices``), dispatching until every row is final (``notify_shard``: claim, decrypt,
 render, build, send, record results and the batch's timeline event) and ``finish_notify``.
 Prints messages/s, the ratio to the baseline (target: at least 0.85 on PostgreSQL), where
-the time went (from the timeline) and the CPU used by the dispatcher and the sink.
+the time went (from the timeline) and the CPU used by the dispatchers and the sink.
+``--dispatchers N`` sends with N processes: the ``notify`` flow and N - 1 ``breach dispatch``
+started once the notices are queued (timed), sharing the same SMTP connections.
 
 SMS: ``tests/twilio_server.py`` in its own process (its standalone mode, with Nagle's
 algorithm off: see ``twilio_main``; ``--sms-latency`` makes it take that long per request,
@@ -266,7 +268,7 @@ def child_breachflow(channel: str, people: Path, warm_up: Path, profile: Path | 
     from flows import runtime
     from flows.assess import assess
     from flows.incident import incident_response
-    from flows.notify import notify
+    from flows.notify import notify, queue_notices
     from models import ledger
     from models.base import utcnow
     from models.commands import get_incident
@@ -285,6 +287,27 @@ def child_breachflow(channel: str, people: Path, warm_up: Path, profile: Path | 
     def assess_only(incident_key: str) -> None:
         assess(incident_key, "bench")
 
+    @flow(name="bench-queue")
+    def queue_only(incident_key: str) -> None:
+        queue_notices(incident_key, "bench")
+
+    def notify_with_helpers(incident_key: str, helpers: int) -> None:
+        """Queue, start ``helpers`` more dispatchers (``breach dispatch``, each with its own
+        Prefect home), send with this process's ``notify`` too, and wait for them all."""
+        queue_only(incident_key)
+        breach = str(Path(sys.executable).with_name("breach"))
+        started = [
+            subprocess.Popen(
+                [breach, "dispatch", incident_key],
+                env=os.environ | {"PREFECT_HOME": f"{os.environ['PREFECT_HOME']}-d{n}"},
+                stdout=subprocess.DEVNULL,
+            )
+            for n in range(helpers)
+        ]
+        notify(incident_key, "bench")
+        if any(process.wait() != 0 for process in started):
+            raise SystemExit("a helper dispatcher failed")
+
     warm_key = _seed(db, config, keys, warm_up, "warm-up")
     incident_response(warm_key, requested_by="bench")  # Prefect's first start happens here
     reset_receiver()
@@ -300,6 +323,8 @@ def child_breachflow(channel: str, people: Path, warm_up: Path, profile: Path | 
         with cProfile.Profile() as prof:
             notify(key, "bench")
         prof.dump_stats(profile)
+    elif helpers := int(os.environ.get("BENCH_DISPATCHERS", "1")) - 1:
+        notify_with_helpers(key, helpers)
     else:
         notify(key, "bench")
     seconds = time.perf_counter() - started
@@ -357,8 +382,11 @@ def _seed(db: Any, config: Any, keys: Any, path: Path, title: str) -> str:
 
 
 def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU seconds of this process and of its children that have ended (helper dispatchers)."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
 
 
 def _machine_busy(since: tuple[int, int] | None = None) -> Any:
@@ -505,7 +533,10 @@ def bench_email(args: argparse.Namespace, tmp: Path) -> None:
             env = {
                 "BREACH_SMTP_HOST": "127.0.0.1",
                 "BREACH_SMTP_PORT": str(smtp),
-                "BREACH_SMTP_POOL_SIZE": str(args.connections),
+                # The same connections as the baseline, shared by the dispatchers.
+                "BREACH_SMTP_POOL_SIZE": str(max(1, args.connections // args.dispatchers)),
+                "BREACH_SMTP_MAX_CONNECTIONS": str(args.connections),
+                "BENCH_DISPATCHERS": str(args.dispatchers),
                 "BENCH_SINK_CONTROL": str(control),
             }
             result = run_breachflow("email", backend, args, files, tmp / f"email-{backend}", env)
@@ -542,7 +573,7 @@ def _breakdown(backend: str, result: dict[str, Any]) -> str:
     line = (
         f"  {backend}: queue {result['queued_at']:.1f} s, {result['batches']} batches in "
         f"{dispatch:.1f} s ({dispatch / batches * 1000:.0f} ms each), finish "
-        f"{result['finished_at'] - result['last_batch_at']:.1f} s; CPU: dispatcher "
+        f"{result['finished_at'] - result['last_batch_at']:.1f} s; CPU: dispatchers "
         f"{result['cpu'] / seconds:.0%} of a core"
     )
     if sink:
@@ -643,6 +674,12 @@ def main() -> None:
         "--connections", type=int, default=int(os.environ.get("BREACH_SMTP_POOL_SIZE", "4"))
     )
     parser.add_argument("--batch-size", type=int, help="BREACH_BATCH_SIZE (default: its own)")
+    parser.add_argument(
+        "--dispatchers",
+        type=int,
+        default=1,
+        help="email: dispatcher processes (the notify flow and N-1 `breach dispatch`)",
+    )
     parser.add_argument("--sms-people", type=int, default=2_000)
     parser.add_argument("--sms-rate", type=float, default=200.0)
     parser.add_argument(

@@ -4,12 +4,13 @@ Two kinds: a send **rate** (messages a second, e.g. Twilio's 100 SMS/s) and a nu
 **connection slots** (e.g. 30 SMTP connections a relay allows us).
 
 A provider's limit is shared by all workers that dispatch an incident, so it cannot live
-in one process. Each rate is one row holding the
-moment its next free slot begins (the virtual schedule of GCRA). A worker reserves a short
-run of slots in one transaction (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
-SQLite), then spaces its messages evenly across them, so the rate is never exceeded in any
-second, whatever the number of workers. Reservations are small (a tenth of a second of
-traffic), so slots a worker reserves but does not use cost little.
+in one process. Each rate is one row holding the moment its next free slot begins (the
+virtual schedule of GCRA). A worker reserves a run of slots in one transaction (``FOR
+UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), then spaces its messages evenly
+across them, so the rate is never exceeded in any second, whatever the number of workers.
+A run is half a second of traffic, and the next is reserved in the background before the
+current one is used up, so sending never waits for the database; slots a worker reserves
+but does not use (at most a run) are lost to the others.
 
 Connection slots are rows leased like ledger rows: to a worker, until an expiry; a slot
 whose holder died on this host is taken over at once, one whose lease ran out anywhere.

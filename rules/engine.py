@@ -184,6 +184,7 @@ def _evaluate_one(
         regime=regime.id,
         audience=spec.audience,
         phase=spec.phase,
+        recipient=spec.recipient or ", ".join(regime.regulators),
         deadline=due.at if verdict.ok else None,
         deadline_rule=rule,
         applies=verdict.ok,

@@ -136,6 +136,7 @@ class Obligation(BaseModel):
     regime: str
     audience: Audience
     phase: Phase
+    recipient: str | None = None  # None in assessments stored before it was recorded
     deadline: AwareDatetime | None
     deadline_rule: str
     applies: bool

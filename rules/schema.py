@@ -170,6 +170,9 @@ class SubstituteCondition(StrictModel):
     value: int | None = Field(default=None, ge=0)
     scope: Literal["total", "residents"] = "residents"
     text: str | None = None
+    #: False when the substitute this condition allows is not a public one (HIPAA: fewer
+    #: than 10 unreachable people get alternative written or telephone notice instead).
+    public: bool = True
 
     @model_validator(mode="after")
     def _shape(self) -> SubstituteCondition:

@@ -26,6 +26,7 @@ OUTPUT_KEYS = {
     "regime",
     "audience",
     "phase",
+    "recipient",
     "deadline",
     "deadline_rule",
     "applies",

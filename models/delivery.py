@@ -31,6 +31,16 @@ class DeliveryStatus(StrEnum):
     DEFERRED = "deferred"
 
 
+class Attachment(BaseModel):
+    """A file sent with an email: a regulator report's PDF, never a person's data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    filename: str
+    content_type: str  # e.g. application/pdf
+    content: bytes = Field(repr=False)
+
+
 class OutboundMessage(BaseModel):
     """One rendered notice for one person on one channel."""
 
@@ -49,6 +59,7 @@ class OutboundMessage(BaseModel):
     #: notice, used when ``text`` does not fit the channel's budget.
     short_text: str | None = None
     link: str | None = None  # where the whole notice can be read (short texts point here)
+    attachments: tuple[Attachment, ...] = ()  # email only
 
 
 class DeliveryResult(BaseModel):

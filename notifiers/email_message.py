@@ -14,6 +14,7 @@ import hashlib
 import re
 from email.charset import Charset
 from email.header import Header
+from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -21,7 +22,7 @@ from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 
 from models.base import utcnow
-from models.delivery import OutboundMessage
+from models.delivery import Attachment, OutboundMessage
 
 MAX_LINE = 998  # RFC 5322: longest line a part may carry unencoded
 FOLD_AT = 78
@@ -55,9 +56,10 @@ def build_email(msg: OutboundMessage, sender: str, organisation: str) -> bytes:
     email: MIMEBase = _part(msg.text, "plain")
     if msg.html:
         email = MIMEMultipart("alternative", _subparts=[email, _part(msg.html, "html")])
-        # A boundary of our own: the generator would otherwise compile a regular
-        # expression per message to check its random one against the body.
-        email.set_boundary("=_bf_" + hashlib.sha256(msg.message_id.encode()).hexdigest()[:32])
+        email.set_boundary(_boundary(msg.message_id, "alternative"))
+    if msg.attachments:
+        email = MIMEMultipart("mixed", _subparts=[email, *map(_attachment, msg.attachments)])
+        email.set_boundary(_boundary(msg.message_id, "mixed"))
     email["From"] = formataddr((_one_line(organisation), sender), "utf-8")
     email["To"] = formataddr((_one_line(msg.recipient_name or ""), msg.recipient), "utf-8")
     email["Subject"] = _folded("Subject", _one_line(msg.subject))
@@ -84,6 +86,26 @@ def _part(body: str, subtype: str) -> MIMEText:
     if body.isascii() and all(len(line) <= MAX_LINE for line in body.splitlines()):
         return MIMEText(body, subtype, "us-ascii")
     return MIMEText(body, subtype, _UTF8)
+
+
+def _boundary(message_id: str, kind: str) -> str:
+    """A boundary of our own: the generator would otherwise compile a regular expression
+    per message to check its random one against the body."""
+    return f"=_bf_{kind[:3]}_" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
+
+
+def _attachment(attachment: Attachment) -> MIMEBase:
+    maintype, _, subtype = attachment.content_type.partition("/")
+    part = MIMEApplication(attachment.content, subtype or "octet-stream")
+    if maintype != "application":
+        part.replace_header("Content-Type", attachment.content_type)
+    name = _one_line(attachment.filename)
+    part.add_header(
+        "Content-Disposition",
+        "attachment",
+        filename=name if name.isascii() else ("utf-8", "", name),
+    )
+    return part
 
 
 def _folded(name: str, value: str) -> str:

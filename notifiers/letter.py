@@ -27,20 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import noto_cjk_sans_otc
-from weasyprint import CSS, HTML
-from weasyprint.text.fonts import FontConfiguration
-from weasyprint.urls import URLFetcher, URLFetcherResponse
-
 from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
-
-#: The only CJK font the machine is guaranteed to have: an OpenType collection whose
-#: faces keep their own family names, so the templates' "Noto Sans CJK SC" picks the
-#: Simplified Chinese face. The @font-face has a name of its own on purpose: it is given
-#: to every face of the collection, and under "Noto Sans CJK SC" the Japanese face, which
-#: comes first, would win.
-CJK_FONT = Path(noto_cjk_sans_otc.__file__).parent / "NotoSansCJK-Regular.ttc"
-FONT_FACE = f'@font-face {{ font-family: "Breachflow CJK"; src: url("{CJK_FONT.as_uri()}"); }}'
+from notifiers.pdf import PdfRenderer
 
 ADDRESS_LINES = 5  # address_line_1..5, then country_or_last_line
 MANIFEST_COLUMNS = (
@@ -57,19 +45,6 @@ MANIFEST_COLUMNS = (
 NO_ADDRESS = "no usable postal address"
 
 
-class _FontOnlyFetcher(URLFetcher):
-    """A letter page may load our font and nothing else: no network, no local files.
-
-    Pages are rendered from operator-editable templates; a stray ``<img src>`` must not
-    leak a person's letter to a server or pull a local file into the print run.
-    """
-
-    def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
-        if url == CJK_FONT.as_uri():
-            return URLFetcherResponse(url, CJK_FONT.read_bytes())
-        raise ValueError("letters do not load external resources")
-
-
 @dataclass(frozen=True)
 class _Letter:
     msg: OutboundMessage
@@ -79,24 +54,16 @@ class _Letter:
 
 
 class _Renderer:
-    """WeasyPrint set up once per batch: the font is registered once, not per letter.
-
-    WeasyPrint subsets the 20 MB CJK font into each PDF: with HarfBuzz-subset installed
-    (Debian: libharfbuzz-subset0) a letter takes ~0.1 s, with its fontTools fallback ~2.5 s.
-    """
+    """Letters of one batch, all dated with the batch's hand-over date."""
 
     def __init__(self, organisation: str, letter_date: date) -> None:
         self.organisation = organisation
         self.letter_date = letter_date
-        self.fetcher = _FontOnlyFetcher()
-        self.fonts = FontConfiguration()
-        self.font_face = CSS(string=FONT_FACE, font_config=self.fonts, url_fetcher=self.fetcher)
+        self.pages = PdfRenderer()
 
     def pdf(self, msg: OutboundMessage, html: str) -> tuple[bytes, int]:
-        dated = CSS(string=f'.letter-date::after {{ content: "{self._date(msg.locale)}" }}')
-        document = HTML(string=html, url_fetcher=self.fetcher).render(
-            stylesheets=[self.font_face, dated], font_config=self.fonts
-        )
+        dated = f'.letter-date::after {{ content: "{self._date(msg.locale)}" }}'
+        document = self.pages.document(html, dated)
         document.metadata.title = msg.subject
         document.metadata.authors = [self.organisation]
         return document.write_pdf(), len(document.pages)

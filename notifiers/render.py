@@ -27,7 +27,7 @@ def environment(root: Path = TEMPLATES) -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(root),
         undefined=StrictUndefined,
-        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        autoescape=lambda name: bool(name and name.endswith((".html.j2", ".xml.j2"))),
         keep_trailing_newline=True,
         auto_reload=False,
     )

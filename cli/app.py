@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from cli import assessing, review
+from cli import assessing, reporting, review
 from cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
 from flows import runtime
 from models import commands
@@ -29,6 +29,7 @@ audit_app = typer.Typer(help="Check the tamper-evident timeline.", no_args_is_he
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(notice_app, name="notice")
 app.add_typer(audit_app, name="audit")
+app.add_typer(reporting.report_app, name="report")
 
 
 @app.command()
@@ -171,7 +172,8 @@ app.command()(assessing.update)
 
 @app.command()
 def run(key: Key) -> None:
-    """Run the response flow: assess, notify, report, close. Safe to run again."""
+    """Run the response flow: assess, report, notify, announce, report, close. Safe to run
+    again."""
     from cli.progress import run_with_progress
 
     summary = run_with_progress(key, actor(), console)
@@ -219,6 +221,8 @@ def serve(
 app.command()(review.show)
 app.command("list")(review.list_incidents)
 app.command()(review.timeline)
+app.command()(reporting.announce)
+app.command("reports")(reporting.list_reports)
 audit_app.command("verify")(review.audit_verify)
 
 

@@ -69,12 +69,14 @@ def assess(
 ) -> None:
     """Assess the incident against every regime now and print its obligations."""
     from flows.assessment import assess as assess_incident
+    from flows.reporting import start_waiting
 
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
         if incident.state == IncidentState.CLOSED:
             raise BreachError(f"{incident.key} is closed; its last assessment stands")
         assessment = assess_incident(session, incident, actor(), runtime.settings())
+        start_waiting(session, incident, actor())
         window = incident.notice_deadline
     _print_obligations(key, assessment, window, show_all)
 

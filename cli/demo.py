@@ -17,6 +17,7 @@ from rich.console import Console
 from cli.common import print_summary
 from cli.progress import run_with_progress
 from flows import assessment, runtime
+from flows.announce import operator_decision
 from flows.subjects import import_subjects
 from models import commands
 from models.base import utcnow
@@ -181,8 +182,19 @@ def run_demo(
     for line, reason in report.rejected:
         console.print(f"  line {line}: {reason}")
 
+    # Some demo people have no usable contact detail at all: a named person judges that
+    # telling them one by one is difficult, so the flow publishes an announcement.
+    operator_decision(key, actor, DEMO_JUDGEMENT, waive=False)
     print_summary(run_with_progress(key, actor, console))
+    console.print(f"  Announcement:      {config.site.resolve() / 'index.html'}")
+    console.print(f"  Regulator packs:   breach reports {key}")
     console.print(f"  Verify the record:  breach audit verify {key}")
+
+
+DEMO_JUDGEMENT = (
+    "demo: people with no usable email, phone, push token or address cannot be told one by"
+    " one; a public announcement instead (GB/T 35273-2020 §10.2: 'difficult')"
+)
 
 
 def _yaml(path: Path) -> object:

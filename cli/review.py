@@ -11,9 +11,11 @@ import typer
 from rich.table import Table
 
 from cli.common import Key, channel_label, console, errors, fmt, states_text
+from cli.reporting import announcement_rows, reports_table
 from flows import runtime
 from models import commands, ledger
 from models.incident import Incident
+from models.regulator_report import reports
 from models.timeline import TimelineEvent, verify_chain
 
 
@@ -25,6 +27,9 @@ def show(key: Key) -> None:
         by_channel = ledger.channel_counts(session, incident)
         notice = commands.latest_notice(session, incident)
         people = commands.count_subjects(session, incident)
+        announcement = announcement_rows(session, incident.id)
+        filed = reports(session, incident.id)
+        session.expunge_all()
     table = Table(
         show_header=False, title=f"{incident.key} — {incident.title}", title_justify="left"
     )
@@ -52,8 +57,14 @@ def show(key: Key) -> None:
         )
     for channel, states in by_channel.items():
         table.add_row(f"notices by {channel_label(channel)}", states_text(states))
+    for label, value in announcement:
+        table.add_row(label, value)
     table.add_row("timeline events", str(incident.timeline_length))
     console.print(table)
+    if filed:
+        console.print(reports_table(filed, "regulator reports"))
+    elif incident.assessed_at:
+        console.print("regulator reports: none filed yet")
 
 
 def _deadline(due: datetime | None, incident: Incident) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.announce import announce
 from flows.assess import assess
 from flows.close import close
 from flows.notify import notify
-from flows.report import report
+from flows.report import report, report_early
 from flows.runs import ResponseSummary, finish_run, flow_actor, record_failure, start_run
 
 
@@ -23,7 +24,9 @@ def incident_response(incident_key: str, requested_by: str = "unknown") -> Respo
         return finish_run(incident_key, None)
     actor = flow_actor()
     assess(incident_key, actor)  # 1. who is affected, by when we must tell them
+    report_early(incident_key, actor)  # 2. regulators whose clock runs in hours
     notify(incident_key, actor)  # 3. every reachable person, in batches, retried
-    report(incident_key, actor)  # 5. the regulator report
+    announce(incident_key, actor)  # 4. publicly, where one by one is not enough
+    report(incident_key, actor)  # 5. every other report, with notification's outcome
     close(incident_key, actor)  # 6. done; the timeline is the record
     return finish_run(incident_key, started)

@@ -1,71 +1,52 @@
-"""Step 5, report: the regulator report, written from a template into the reports folder.
+"""Steps 2 and 5, report: every regulator that must hear, on time, in phases.
 
-Issue-level scope: one initial report per incident with the facts we hold and the outcome
-of individual notification. Per-regime filings come with the rules engine.
+Step 2 files the initial reports due before notification can be over (GDPR's 72 hours,
+the CAC's hours, PIPL's "immediately") with what is known then: the law asks for them on
+time even when the investigation is incomplete. Step 5, once individual notification and
+the announcement are done, files the rest, with their outcome (F12): supplementary and
+final reports and the reports due with or after the individual notices. How each report
+is written is ``flows/reporting.py``; how it is submitted, ``flows/submission.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 from prefect import task
 
-from flows.runtime import database, settings
+from flows.reporting import due, file_reports, is_early
+from flows.runtime import database
 from flows.steps import STEP_TASK, step_finished, step_started
-from models import ledger
-from models.base import utcnow
-from models.commands import get_incident, latest_notice
+from flows.submission import submit_pending
+from models.commands import get_incident
+from models.errors import ProviderUnavailable
 from models.incident import IncidentState
-from models.timeline import EventKind, advance, record
-from notifiers.render import environment
+from models.timeline import advance
 
-PHASE = "initial"
+
+@task(name="report_early", **STEP_TASK)
+def report_early(incident_key: str, actor: str) -> None:
+    """A report that cannot be emailed now does not hold up notification: step 5 tries
+    again, and stops the run there if it still cannot."""
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key, lock=True)
+        early = [o for o in due(session, incident) if is_early(o, incident)]
+        if not incident.has_reached(IncidentState.NOTIFIED):
+            file_reports(session, incident, early, actor)
+    submit_pending(incident_key, actor)
 
 
 @task(name="report", **STEP_TASK)
 def report(incident_key: str, actor: str) -> None:
-    config = settings()
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
-        if incident.has_reached(IncidentState.REPORTED):
-            return
-        step_started(session, incident, "report", actor, phase=PHASE)
-        people = ledger.people(session, incident)
-        notice = latest_notice(session, incident)
-        html = (
-            environment()
-            .get_template("reports/regulator.en.html.j2")
-            .render(
-                incident=incident,
-                organisation=config.organisation_name,
-                contact_point=config.contact_point,
-                phase=PHASE,
-                generated_at=utcnow(),
-                by_channel=ledger.channel_counts(session, incident),
-                affected=people.affected,
-                notified=people.reached,
-                unreachable=people.unreachable,
-                unreachable_reasons=ledger.unreachable_reasons(session, incident),
-                notice=notice.parsed().get("en") if notice else None,
-                notice_version=notice.version if notice else None,
-            )
+        if not incident.has_reached(IncidentState.REPORTED):
+            step_started(session, incident, "report", actor)
+            file_reports(session, incident, due(session, incident), actor)
+            advance(session, incident, IncidentState.REPORTED, actor)
+            step_finished(session, incident, "report", actor)
+    unsent = submit_pending(incident_key, actor)
+    if unsent:  # like a provider outage: stop before closing, go on when run again
+        reasons = "; ".join(f"{r.label}: {r.last_error}" for r in unsent)
+        raise ProviderUnavailable(
+            f"{len(unsent)} report(s) could not be emailed ({reasons});"
+            f" fix it and run `breach run {incident_key}` again"
         )
-        config.reports.mkdir(parents=True, exist_ok=True)
-        target = config.reports / f"{incident.key}-regulator-{PHASE}.html"
-        temporary = target.with_suffix(".tmp")
-        temporary.write_text(html, encoding="utf-8")
-        os.replace(temporary, target)
-        record(
-            session,
-            incident,
-            EventKind.REPORT_WRITTEN,
-            actor,
-            {
-                "phase": PHASE,
-                "file": str(target),
-                "sha256": hashlib.sha256(html.encode()).hexdigest(),
-            },
-        )
-        advance(session, incident, IncidentState.REPORTED, actor)
-        step_finished(session, incident, "report", actor)

@@ -1,5 +1,6 @@
 """Imports every model so that ``Base.metadata`` knows all tables (for Alembic)."""
 
+from models.announcement import Announcement, AnnouncementDecision
 from models.assessment import Assessment
 from models.base import Base
 from models.incident import Incident
@@ -7,10 +8,13 @@ from models.meta import Meta
 from models.notice import NoticeVersion
 from models.notification import DeliveryReport, Notification
 from models.pacing import ProviderSlot, RateLimit
+from models.regulator_report import RegulatorReport
 from models.subject import Subject
 from models.timeline import TimelineEvent
 
 __all__ = [
+    "Announcement",
+    "AnnouncementDecision",
     "Assessment",
     "Base",
     "DeliveryReport",
@@ -20,6 +24,7 @@ __all__ = [
     "Notification",
     "ProviderSlot",
     "RateLimit",
+    "RegulatorReport",
     "Subject",
     "TimelineEvent",
 ]

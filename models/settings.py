@@ -134,6 +134,27 @@ class Settings(BaseSettings):
         None, description="Folder the mailing vendor collects letter batches from."
     )
 
+    # Public announcement (flows/announce.py) and where it is published.
+    site_dir: Path | None = Field(None, description="Static site folder; default home/site.")
+    site_url: str | None = Field(
+        None, description="Where site_dir is served; default public_url/site/."
+    )
+    announcement_webhook_url: str | None = None
+    announcement_webhook_secret: SecretStr | None = None
+    media_emails: list[str] = Field(default_factory=list, description="Press statement list.")
+    announcement_days: int = Field(
+        90, ge=1, description="How long an announcement stays up when no rule sets a minimum."
+    )
+    announcement_at_risk_hours: float = Field(
+        72, ge=0, description="People still pending this close to the deadline: announce."
+    )
+    individual_notice_cost_usd: float | None = Field(
+        None, ge=0, description="Estimated cost of notifying everyone one by one."
+    )
+    # Regulator reports (flows/reporting.py): regimes with an address get the report by
+    # email with its PDF; the others get a pack to file on the regulator's portal.
+    regulator_emails: dict[str, str] = Field(default_factory=dict)
+
     @model_validator(mode="after")
     def _apply_smtp_url(self) -> Settings:
         if not self.smtp_url:
@@ -176,6 +197,14 @@ class Settings(BaseSettings):
     @property
     def reports(self) -> Path:
         return self.reports_dir or self.home / "reports"
+
+    @property
+    def site(self) -> Path:
+        return self.site_dir or self.home / "site"
+
+    @property
+    def site_base_url(self) -> str:
+        return self.site_url or self.public_url.rstrip("/") + "/site/"
 
     @property
     def prefect_home(self) -> Path:

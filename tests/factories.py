@@ -114,7 +114,13 @@ def write_csv(path: Path, persons: list[Person]) -> Path:
 
 
 def seed_incident(
-    db: Database, settings: Settings, persons: list[Person], *, with_notice: bool = True
+    db: Database,
+    settings: Settings,
+    persons: list[Person],
+    *,
+    with_notice: bool = True,
+    data_categories: tuple[str, ...] = ("email", "name"),
+    aware_days_ago: float = 1,
 ) -> str:
     from flows.subjects import import_subjects
 
@@ -122,7 +128,9 @@ def seed_incident(
     now = utcnow()
     keys = runtime.vault()  # before the transaction: it checks the key in one of its own
     with db.unit_of_work() as session:
-        incident = declare_test_incident(session, "Test incident", now)
+        incident = declare_test_incident(
+            session, "Test incident", now, data_categories, aware_days_ago
+        )
         if with_notice:
             texts = parse_notice_texts(yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8")))
             commands.set_notice(session, incident, texts, "test:seed")
@@ -169,15 +177,21 @@ def deliver(notifier: Notifier, batch: list[OutboundMessage]) -> dict[int, Deliv
     return mapped
 
 
-def declare_test_incident(session: Session, title: str, now: datetime) -> Incident:
-    """An incident detected two days and known one day before ``now``."""
+def declare_test_incident(
+    session: Session,
+    title: str,
+    now: datetime,
+    data_categories: tuple[str, ...] = ("email", "name"),
+    aware_days_ago: float = 1,
+) -> Incident:
+    """An incident detected a day before we knew of it, known one day before ``now``."""
     return commands.declare(
         session,
         title=title,
         description="Records exported with a stolen credential.",
         severity=Severity.HIGH,
-        detected_at=now - timedelta(days=2),
-        aware_at=now - timedelta(days=1),
-        data_categories=["email", "name"],
+        detected_at=now - timedelta(days=aware_days_ago + 1),
+        aware_at=now - timedelta(days=aware_days_ago),
+        data_categories=list(data_categories),
         actor="test:seed",
     )

@@ -445,3 +445,28 @@ def test_the_notice_page_is_served_escaped_and_only_once_the_incident_notifies(
     assert "content-security-policy" in chinese.headers
     # A locale with no texts gets the default locale's page.
     assert "What happened" in page("fr").text
+
+
+def test_the_announcement_site_is_served_with_every_notice_text_escaped(
+    db, settings, tmp_path, app
+):
+    from flows.announce import operator_decision
+    from flows.publication import publish
+
+    key = seed(db, settings, tmp_path, [person("A", email="a@example.com")])
+    raw = yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8"))
+    raw["en"]["subject_line"] = "Notice <script>alert('x')</script>"
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        commands.set_notice(session, incident, parse_notice_texts(raw), "test")
+    operator_decision(key, "carol", "Individual notice judged difficult", waive=False)
+    publish(key, "carol")
+
+    index = httpx.get(f"{app.url}/site/", timeout=30)
+    page = httpx.get(f"{app.url}/site/announcements/{key}/en.html", timeout=30)
+    feed = httpx.get(f"{app.url}/site/feed.xml", timeout=30)
+    font = httpx.get(f"{app.url}/site/fonts/cjk-sc.woff2", timeout=30)
+    assert [r.status_code for r in (index, page, feed, font)] == [200] * 4
+    for served in (index.text, page.text, feed.text):
+        assert "<script" not in served and "&lt;script&gt;" in served
+    assert "Person A" not in page.text and "a@example.com" not in page.text

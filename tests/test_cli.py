@@ -134,6 +134,16 @@ def test_demo_runs_the_whole_response_in_the_sandbox(breach, settings):
     assert str(outbox.resolve()) in ran.stdout.replace("\n", "")
     assert "breach timeline INC-" in ran.stdout
     assert "same person as line 2 (same subject_id); merged" in ran.stdout
+    # Done means: an announcement on the site, regulator packs, and `breach show` has both.
+    key = re.search(r"Declared (INC-\d{4}-\d{4})", ran.stdout).group(1)
+    site = settings.home / "site"
+    for locale in ("en", "zh-CN"):
+        assert key in (site / "announcements" / key / f"{locale}.html").read_text("utf-8")
+    packs = list((settings.home / "reports").glob(f"{key}-*.pdf"))
+    assert packs and all(p.with_suffix(".json").exists() for p in packs)
+    shown = breach("show", key)
+    assert "version 1" in shown.stdout and "site published" in shown.stdout
+    assert "regulator reports" in shown.stdout and "awaiting submission" in shown.stdout
 
 
 def test_demo_runs_under_an_operators_published_policy(breach, settings):

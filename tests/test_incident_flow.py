@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -53,8 +55,12 @@ def test_every_reachable_person_gets_one_complete_notice_in_their_locale(db, set
     assert (summary.notified, summary.unreachable) == (37, 3)
     assert list(summary.unreachable_reasons.values()) == [3]
     assert "@-sign" in next(iter(summary.unreachable_reasons))
-    report = settings.reports / f"{key}-regulator-initial.html"
-    assert "People affected" in report.read_text(encoding="utf-8")
+    # GB residents: the ICO's initial report (counts, F4) and the supplementary one after
+    # notification, which says how many were told (F12).
+    initial = settings.reports / f"{key}-uk-gdpr-initial.json"
+    assert json.loads(initial.read_text(encoding="utf-8"))["fields"]["F4"]["affected"] == 40
+    later = json.loads((settings.reports / f"{key}-uk-gdpr-supplementary.json").read_text("utf-8"))
+    assert later["fields"]["F12"]["individuals"]["notified"] == 37
 
 
 def test_the_timeline_tells_the_whole_story_and_verifies(db, settings, live_smtp):

@@ -12,10 +12,13 @@ sandbox mode.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -86,7 +89,8 @@ class StaticSitePublisher:
     Every file is written beside its target and renamed into place, so a web server never
     serves half a page. Version pages are written first and never changed; the current
     pages, then the index and the feed follow, so every link they hold already works.
-    ``announcements.json`` in the folder is the list the index and feed are made from.
+    ``announcements.json`` in the folder is the list the index and feed are made from;
+    a lock file keeps two publishers from rewriting it at once.
     """
 
     name = "site"
@@ -98,10 +102,23 @@ class StaticSitePublisher:
 
     async def publish(self, publication: Publication) -> str:
         try:
-            self._write(publication)
+            with self._locked():
+                self._write(publication)
         except OSError as exc:
             raise PublishFailed(f"site folder not writable: {exc.strerror or exc}") from None
         return self.site_url + page_path(publication.incident_key, _first(publication))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time: the index and the feed are read, changed and rewritten,
+        and two incidents published at once from two processes must both stay listed."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _write(self, pub: Publication) -> None:
         self._write_font(pub)

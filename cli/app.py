@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cli import assessing, reporting, review
 from cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
+from cli.keys import keys_app
 from flows import runtime
 from models import commands
 from models.errors import BreachError
@@ -30,6 +31,7 @@ app.add_typer(subjects_app, name="subjects")
 app.add_typer(notice_app, name="notice")
 app.add_typer(audit_app, name="audit")
 app.add_typer(reporting.report_app, name="report")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -209,7 +211,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve provider status callbacks and the notice pages that SMS and push link to."""
+    """Serve the API (/api/v1, keys: breach keys create), provider status callbacks, the
+    notice pages that SMS and push link to, and the announcement site (/site/)."""
     import uvicorn
 
     from api.app import create_app

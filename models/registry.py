@@ -1,6 +1,7 @@
 """Imports every model so that ``Base.metadata`` knows all tables (for Alembic)."""
 
 from models.announcement import Announcement, AnnouncementDecision
+from models.apikey import ApiKey
 from models.assessment import Assessment
 from models.base import Base
 from models.incident import Incident
@@ -15,6 +16,7 @@ from models.timeline import TimelineEvent
 __all__ = [
     "Announcement",
     "AnnouncementDecision",
+    "ApiKey",
     "Assessment",
     "Base",
     "DeliveryReport",

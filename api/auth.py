@@ -1,0 +1,60 @@
+"""Who is calling: every API route names the roles allowed to call it.
+
+``Authorization: Bearer bf_<prefix>_<secret>`` (``breach keys create``). No key or a
+wrong one: 401; a key whose role may not do this: 403. The caller's key name is the
+actor of everything the call writes on the timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from flows.runtime import database
+from models.apikey import Role, authenticate
+
+READERS = frozenset({Role.ADMIN, Role.RESPONDER, Role.ONCALL, Role.COMPLIANCE})
+RESPONDERS = frozenset({Role.ADMIN, Role.RESPONDER})
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        return f"api-key:{self.name}"
+
+
+def allow(roles: frozenset[Role]) -> Callable[..., object]:
+    """A dependency that admits a live key of one of ``roles``."""
+
+    async def caller(request: Request) -> Caller:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(
+                401,
+                "an API key is required: Authorization: Bearer <key> (breach keys create)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        found = await run_in_threadpool(_lookup, token.strip())
+        if found is None:
+            raise HTTPException(
+                401, "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if found.role not in roles:
+            allowed = ", ".join(sorted(roles))
+            raise HTTPException(403, f"a {found.role} key may not do this (allowed: {allowed})")
+        return found
+
+    return Depends(caller)
+
+
+def _lookup(token: str) -> Caller | None:
+    with database().unit_of_work() as session:
+        key = authenticate(session, token)
+        return Caller(key.name, Role(key.role)) if key else None

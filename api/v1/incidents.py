@@ -1,0 +1,362 @@
+"""``/api/v1/incidents``: what security teams do from the CLI, over HTTP.
+
+Declare, read, list and update incidents (never delete: the record is the point), set
+their notice texts, upload the affected people, start the response, and read what the
+assessment, the ledger, the announcement and the reports say. Every write is on the
+timeline with the calling key's name as the actor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import READERS, RESPONDERS, Caller, allow
+from flows.announce import announcement_status
+from flows.assessment import check_data_categories
+from flows.runtime import database, settings, vault
+from models import commands, ledger
+from models.assessment import latest_assessment
+from models.errors import InvalidInput
+from models.incident import Incident, IncidentState, Severity
+from models.notice import parse_notice_texts
+from models.regulator_report import reports
+from models.timeline import TimelineEvent, verify_chain
+
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IncidentIn(Strict):
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field(min_length=1, max_length=20_000)
+    severity: Severity
+    detected_at: AwareDatetime
+    aware_at: AwareDatetime
+    data_categories: list[str] = Field(min_length=1, max_length=20)
+    contained_at: AwareDatetime | None = None
+    discovered_at: AwareDatetime | None = None
+    determined_at: AwareDatetime | None = None
+    risk: Literal["low", "medium", "high"] | None = None
+    encrypted_key_safe: bool = False
+    improper_purpose: bool = False
+
+
+class IncidentPatch(Strict):
+    """The facts the assessment depends on; ``breach assess`` (or the run) re-assesses."""
+
+    risk: Literal["low", "medium", "high"] | None = None
+    detected_at: AwareDatetime | None = None
+    aware_at: AwareDatetime | None = None
+    discovered_at: AwareDatetime | None = None
+    determined_at: AwareDatetime | None = None
+    contained_at: AwareDatetime | None = None
+    handling_ended_at: AwareDatetime | None = None
+    encrypted_key_safe: bool | None = None
+    improper_purpose: bool | None = None
+    material: bool | None = None
+
+
+class IncidentOut(BaseModel):
+    key: str
+    title: str
+    severity: str
+    state: str
+    data_categories: list[str]
+    detected_at: datetime
+    aware_at: datetime
+    contained_at: datetime | None
+    discovered_at: datetime | None
+    determined_at: datetime | None
+    handling_ended_at: datetime | None
+    risk: str | None
+    notice_deadline: datetime | None
+    policy_deadline: datetime | None
+    declared_by: str
+    created_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, incident: Incident) -> IncidentOut:
+        return cls.model_validate(incident, from_attributes=True)
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    total: int
+    limit: int
+    offset: int
+
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.post("", status_code=201, response_model=IncidentOut)
+async def declare(body: IncidentIn, response: Response, who: Caller = allow(RESPONDERS)) -> Any:
+    def work() -> IncidentOut:
+        with database().unit_of_work() as session:
+            incident = commands.declare(
+                session,
+                **body.model_dump(exclude={"data_categories"}),
+                data_categories=check_data_categories(body.data_categories),
+                actor=who.actor,
+            )
+            return IncidentOut.of(incident)
+
+    created = await run_in_threadpool(work)
+    response.headers["Location"] = f"{router.prefix}/{created.key}"
+    return created
+
+
+@router.get("", response_model=IncidentPage)
+async def list_incidents(
+    state: IncidentState | None = None,
+    severity: Severity | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    who: Caller = allow(READERS),
+) -> Any:
+    def work() -> IncidentPage:
+        query = select(Incident)
+        if state:
+            query = query.where(Incident.state == state)
+        if severity:
+            query = query.where(Incident.severity == severity)
+        with database().unit_of_work() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(query.order_by(Incident.id.desc()).limit(limit).offset(offset))
+            items = [IncidentOut.of(i) for i in rows]
+        return IncidentPage(items=items, total=total, limit=limit, offset=offset)
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/{key}", response_model=IncidentOut)
+async def read(key: str, who: Caller = allow(READERS)) -> Any:
+    return await _with_incident(key, IncidentOut.of)
+
+
+@router.patch("/{key}")
+async def update(key: str, body: IncidentPatch, who: Caller = allow(RESPONDERS)) -> Any:
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidInput("nothing to update: give at least one field")
+
+    def work() -> dict[str, Any]:
+        with database().unit_of_work() as session:
+            incident = commands.get_incident(session, key, lock=True)
+            changed = commands.update_incident(session, incident, who.actor, changes)
+            return {"incident": IncidentOut.of(incident), "changed": changed}
+
+    return await run_in_threadpool(work)
+
+
+@router.put("/{key}/notice")
+async def set_notice(
+    key: str, body: dict[str, dict[str, str]], who: Caller = allow(RESPONDERS)
+) -> dict[str, Any]:
+    """The notice texts, per locale, as in ``examples/notice.yaml``."""
+    texts = parse_notice_texts(body)
+
+    def work() -> dict[str, Any]:
+        with database().unit_of_work() as session:
+            incident = commands.get_incident(session, key, lock=True)
+            version = commands.set_notice(session, incident, texts, who.actor)
+            return {"version": version.version, "locales": sorted(texts)}
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/{key}/subjects")
+async def import_subjects(key: str, request: Request, who: Caller = allow(RESPONDERS)) -> Any:
+    """The affected people as a CSV or JSON Lines body (``Content-Type: text/csv`` or
+    ``application/x-ndjson``); malformed rows are rejected with their line and reason."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    suffix = {"text/csv": ".csv", "application/x-ndjson": ".jsonl"}.get(kind)
+    if suffix is None:
+        raise InvalidInput("send the people as text/csv or application/x-ndjson")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"upload{suffix}"
+        with path.open("wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+        return await run_in_threadpool(_import, key, path, who)
+
+
+def _import(key: str, path: Path, who: Caller) -> dict[str, Any]:
+    from flows.subjects import import_subjects
+
+    config = settings()
+    keys = vault()  # before the transaction: it checks the key in one of its own
+    with database().unit_of_work() as session:
+        incident = commands.get_incident(session, key, lock=True)
+        report = import_subjects(
+            session,
+            incident,
+            path,
+            actor=who.actor,
+            vault=keys,
+            default_locale=config.default_locale,
+            rejects_dir=config.home / "rejects",
+        )
+    return {
+        "rows": report.rows,
+        "new": report.new,
+        "merged": report.merged,
+        "rejected": report.rejected_count,
+        "rejected_rows": [{"line": line, "reason": reason} for line, reason in report.rejected],
+        "warnings": [{"line": line, "reason": reason} for line, reason in report.warnings],
+    }
+
+
+@router.post("/{key}/runs", status_code=202)
+async def run(key: str, who: Caller = allow(RESPONDERS)) -> dict[str, str]:
+    """Start the response flow in the background; follow it on the timeline."""
+    await _with_incident(key, _ready_to_run)
+    from flows.incident import incident_response
+
+    threading.Thread(
+        target=_run_quietly, args=(incident_response, key.upper(), who.actor), daemon=True
+    ).start()
+    return {
+        "incident": key.upper(),
+        "status": "started",
+        "timeline": f"{router.prefix}/{key.upper()}/timeline",
+    }
+
+
+def _ready_to_run(incident: Incident) -> None:
+    """Refuse now, with the fix, what the run would only fail on in the background."""
+    if incident.state == IncidentState.CLOSED:
+        raise InvalidInput(f"{incident.key} is closed: nothing to run")
+    with database().unit_of_work() as session:
+        if commands.latest_notice(session, incident) is None:
+            raise InvalidInput(f"{incident.key} has no notice texts: PUT them to .../notice")
+        if not commands.count_subjects(session, incident):
+            raise InvalidInput(f"{incident.key} has no affected people: POST them to .../subjects")
+
+
+def _run_quietly(flow: Any, key: str, actor: str) -> None:
+    """A failed run is on the timeline (``run.failed``) with its reason; the thread has
+    nobody to raise to."""
+    with contextlib.suppress(Exception):
+        flow(key, requested_by=actor)
+
+
+@router.get("/{key}/obligations")
+async def obligations(key: str, who: Caller = allow(READERS)) -> Any:
+    def work(incident: Incident) -> Any:
+        with database().unit_of_work() as session:
+            assessment = latest_assessment(session, incident.id)
+            if assessment is None:
+                return {"assessment": None, "obligations": []}
+            return {"assessment": assessment.number, "obligations": assessment.obligations}
+
+    return await _with_incident(key, work)
+
+
+@router.get("/{key}/notifications")
+async def notifications(key: str, who: Caller = allow(READERS)) -> Any:
+    def work(incident: Incident) -> Any:
+        with database().unit_of_work() as session:
+            people = ledger.people(session, incident)
+            return {
+                "affected": people.affected,
+                "reached": people.reached,
+                "unreachable": people.unreachable,
+                "pending": people.pending,
+                "by_channel": ledger.channel_counts(session, incident),
+                "unreachable_reasons": ledger.unreachable_reasons(session, incident),
+            }
+
+    return await _with_incident(key, work)
+
+
+@router.get("/{key}/announcement")
+async def announcement(key: str, who: Caller = allow(READERS)) -> Any:
+    def work(incident: Incident) -> Any:
+        with database().unit_of_work() as session:
+            return announcement_status(session, incident)
+
+    return await _with_incident(key, work)
+
+
+@router.get("/{key}/reports")
+async def regulator_reports(key: str, who: Caller = allow(READERS)) -> Any:
+    def work(incident: Incident) -> Any:
+        with database().unit_of_work() as session:
+            return [
+                {
+                    "regime": r.regime,
+                    "recipient": r.recipient,
+                    "phase": r.phase,
+                    "number": r.number,
+                    "deadline": r.deadline,
+                    "deadline_rule": r.deadline_rule,
+                    "state": r.state,
+                    "mode": r.mode,
+                    "late": r.late,
+                    "submitted_at": r.submitted_at,
+                    "reference": r.reference,
+                    "acknowledged_at": r.acknowledged_at,
+                }
+                for r in reports(session, incident.id)
+            ]
+
+    return await _with_incident(key, work)
+
+
+@router.get("/{key}/timeline")
+async def timeline(
+    key: str, limit: Limit = 100, offset: Offset = 0, who: Caller = allow(READERS)
+) -> Any:
+    def work(incident: Incident) -> Any:
+        with database().unit_of_work() as session:
+            check = verify_chain(session, incident)
+            events = session.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.incident_id == incident.id)
+                .order_by(TimelineEvent.seq)
+                .limit(limit)
+                .offset(offset)
+            )
+            items = [
+                {
+                    "seq": e.seq,
+                    "occurred_at": e.occurred_at,
+                    "recorded_at": e.recorded_at,
+                    "actor": e.actor,
+                    "kind": e.kind,
+                    "payload": e.payload,
+                    "hash": e.hash,
+                }
+                for e in events
+            ]
+        chain = {"verified": check.ok, "events": check.events, "broken_at": check.broken_at}
+        return {"chain": chain, "items": items, "total": check.events, "limit": limit,
+                "offset": offset}  # fmt: skip
+
+    return await _with_incident(key, work)
+
+
+async def _with_incident(key: str, work: Any) -> Any:
+    def load() -> Any:
+        with database().unit_of_work() as session:
+            incident = commands.get_incident(session, key)
+            session.expunge(incident)
+        return work(incident)
+
+    return await run_in_threadpool(load)

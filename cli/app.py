@@ -230,6 +230,34 @@ audit_app.command("verify")(review.audit_verify)
 
 
 @app.command()
+def watchdog(
+    every: Annotated[
+        float | None,
+        typer.Option(help="Keep running, checking every N seconds (default: check once)."),
+    ] = None,
+) -> None:
+    """Warn on-call about deadlines at 50/75/90% of their window and overdue, once each."""
+    import time
+
+    from flows.watchdog import deadline_watchdog
+
+    while True:
+        run = deadline_watchdog()
+        for alert in run.alerts:
+            console.print(
+                f"{alert.incident_key}: {alert.deadline} {alert.level}"
+                f" (due {alert.due_at:%Y-%m-%d %H:%M} UTC)"
+            )
+        for problem in run.undelivered:
+            errors.print(f"[red]warning not delivered:[/] {problem}")
+        if not run.alerts:
+            console.print("No new deadline warnings.")
+        if every is None:
+            return
+        time.sleep(every)
+
+
+@app.command()
 def keygen() -> None:
     """Print a new data key (base64) for BREACH_DATA_KEY; store it like a password."""
     from models.crypto import generate_key

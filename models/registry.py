@@ -12,6 +12,7 @@ from models.pacing import ProviderSlot, RateLimit
 from models.regulator_report import RegulatorReport
 from models.subject import Subject
 from models.timeline import TimelineEvent
+from models.watchdog import DeadlineWarning
 
 __all__ = [
     "Announcement",
@@ -19,6 +20,7 @@ __all__ = [
     "ApiKey",
     "Assessment",
     "Base",
+    "DeadlineWarning",
     "DeliveryReport",
     "Incident",
     "Meta",

@@ -155,6 +155,14 @@ class Settings(BaseSettings):
     # email with its PDF; the others get a pack to file on the regulator's portal.
     regulator_emails: dict[str, str] = Field(default_factory=dict)
 
+    # The deadline watchdog (flows/watchdog.py): when to warn, and whom.
+    watchdog_levels: list[float] = Field(
+        default_factory=lambda: [0.5, 0.75, 0.9],
+        description="Fractions of a deadline's window at which on-call is warned.",
+    )
+    oncall_emails: list[str] = Field(default_factory=list)
+    oncall_phones: list[str] = Field(default_factory=list, description="E.164, for SMS.")
+
     @model_validator(mode="after")
     def _apply_smtp_url(self) -> Settings:
         if not self.smtp_url:

@@ -50,6 +50,7 @@ class EventKind(StrEnum):
     REPORT_SUBMITTED = "report.submitted"
     REPORT_SUBMIT_FAILED = "report.submit_failed"
     REPORT_ACKNOWLEDGED = "report.acknowledged"
+    DEADLINE_WARNING = "deadline.warning"
     PURGE_SCHEDULED = "contacts.purge_scheduled"
     CONTACTS_PURGED = "contacts.purged"
 

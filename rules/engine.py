@@ -43,6 +43,7 @@ class _Due:
     at: datetime | None
     rule: str
     open_term: bool = False
+    start: datetime | None = None  # the instant the clock runs from
 
 
 def evaluate(
@@ -186,6 +187,7 @@ def _evaluate_one(
         phase=spec.phase,
         recipient=spec.recipient or ", ".join(regime.regulators),
         deadline=due.at if verdict.ok else None,
+        starts_at=due.start if verdict.ok and due.at else None,
         deadline_rule=rule,
         applies=verdict.ok,
         reason=reason,
@@ -294,7 +296,8 @@ def _deadline(
         if anchor is None:
             return _Due(None, f"{rule}; anchor '{deadline.anchor}' not known yet")
         start = year_end(anchor, zone) if deadline.align == "year_end" else anchor
-    return _Due(deadline_after(start, deadline.amount, deadline.unit, zone, regime.holidays), rule)
+    due = deadline_after(start, deadline.amount, deadline.unit, zone, regime.holidays)
+    return _Due(due, rule, start=start)
 
 
 def _chained_start(ref: ObligationRef, done: list[Obligation]) -> datetime | None:

@@ -138,6 +138,9 @@ class Obligation(BaseModel):
     phase: Phase
     recipient: str | None = None  # None in assessments stored before it was recorded
     deadline: AwareDatetime | None
+    #: When the deadline's clock started (None with no deadline, or in assessments
+    #: stored before it was recorded): the deadline watchdog measures the window from it.
+    starts_at: AwareDatetime | None = None
     deadline_rule: str
     applies: bool
     reason: str

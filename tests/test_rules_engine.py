@@ -28,6 +28,7 @@ OUTPUT_KEYS = {
     "phase",
     "recipient",
     "deadline",
+    "starts_at",
     "deadline_rule",
     "applies",
     "reason",

@@ -1,0 +1,199 @@
+"""The deadline watchdog: no deadline passes unseen.
+
+For every open incident, every deadline still to be met: the notice to individuals (met
+when notification has finished) and each report to a regulator (met when submitted). As
+each passes a configured fraction of its window (``BREACH_WATCHDOG_LEVELS``, 50%, 75%,
+90%) and when it is overdue, on-call is warned by email and SMS (``BREACH_ONCALL_EMAILS``,
+``BREACH_ONCALL_PHONES``) and the warning goes on the incident's timeline. A warning is
+given once: the row recording it is written first, in the same transaction as its event,
+so neither a second run nor a second watchdog repeats it. Several levels passed since the
+last run give one warning, at the highest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from prefect import flow
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flows.reporting import recipient_of
+from flows.runtime import database, settings
+from models.assessment import latest_assessment
+from models.base import utcnow
+from models.delivery import Channel, DeliveryStatus, OutboundMessage
+from models.incident import Incident, IncidentState
+from models.regulator_report import ReportState, reports
+from models.settings import Settings
+from models.timeline import EventKind, record
+from models.watchdog import DeadlineWarning
+from notifiers import notifier_for
+from notifiers.email_message import message_id
+from rules import Obligation
+
+OVERDUE = "overdue"
+FILED = frozenset({ReportState.SUBMITTED, ReportState.ACKNOWLEDGED})
+
+
+@dataclass(frozen=True)
+class OpenDeadline:
+    incident_key: str
+    name: str  # e.g. "eu-gdpr regulator initial"
+    starts_at: datetime
+    due_at: datetime
+
+    def level(self, now: datetime, levels: list[float]) -> str | None:
+        """The highest level this deadline has passed, or None."""
+        if now >= self.due_at:
+            return OVERDUE
+        window = (self.due_at - self.starts_at).total_seconds()
+        gone = (now - self.starts_at).total_seconds() / window if window > 0 else 1.0
+        passed = [level for level in sorted(levels) if gone >= level]
+        return f"{passed[-1]:.0%}" if passed else None
+
+
+@dataclass(frozen=True)
+class DeadlineAlert:
+    incident_key: str
+    deadline: str
+    level: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class WatchdogRun:
+    alerts: list[DeadlineAlert]
+    undelivered: list[str]  # e.g. "sms: 1 of 2 not sent (reason)"
+
+
+@flow(name="deadline_watchdog")
+def deadline_watchdog() -> WatchdogRun:
+    """Warn once per deadline and level; returns the warnings this run gave."""
+    config = settings()
+    now = utcnow()
+    given: list[DeadlineAlert] = []
+    with database().unit_of_work() as session:
+        keys = list(
+            session.scalars(select(Incident.key).where(Incident.state != IncidentState.CLOSED))
+        )
+    for key in keys:
+        with database().unit_of_work() as session:
+            incident = session.scalars(
+                select(Incident).where(Incident.key == key).with_for_update()
+            ).one()
+            for deadline in open_deadlines(session, incident):
+                level = deadline.level(now, config.watchdog_levels)
+                if level and _first_time(session, incident, deadline, level, config):
+                    given.append(DeadlineAlert(key, deadline.name, level, deadline.due_at))
+    undelivered = asyncio.run(_escalate(given, config)) if given else []
+    return WatchdogRun(given, undelivered)
+
+
+def open_deadlines(session: Session, incident: Incident) -> list[OpenDeadline]:
+    """The incident's fixed deadlines that are not met yet."""
+    assessment = latest_assessment(session, incident.id)
+    if assessment is None:
+        return []
+    filed = {
+        (r.regime, r.recipient, r.phase) for r in reports(session, incident.id) if r.state in FILED
+    }
+    found = []
+    for obligation in map(Obligation.model_validate, assessment.obligations):
+        if not obligation.applies or obligation.deadline is None:
+            continue
+        if obligation.audience == "individuals":
+            if incident.has_reached(IncidentState.NOTIFIED):
+                continue
+        elif obligation.audience == "regulator":
+            if (obligation.regime, recipient_of(obligation), obligation.phase) in filed:
+                continue
+        else:
+            continue  # media and others: not tracked by a state of ours yet
+        found.append(
+            OpenDeadline(
+                incident_key=incident.key,
+                name=f"{obligation.regime} {obligation.audience} {obligation.phase}",
+                starts_at=obligation.starts_at or incident.aware_at,
+                due_at=obligation.deadline,
+            )
+        )
+    return found
+
+
+def _first_time(
+    session: Session, incident: Incident, deadline: OpenDeadline, level: str, config: Settings
+) -> bool:
+    """Record the warning unless it was given; lower levels passed meanwhile are recorded
+    as given too, so a later run does not warn about them after a higher one."""
+    done = set(
+        session.scalars(
+            select(DeadlineWarning.level).where(
+                DeadlineWarning.incident_id == incident.id,
+                DeadlineWarning.deadline == deadline.name,
+            )
+        )
+    )
+    if level in done:
+        return False
+    order = [f"{value:.0%}" for value in sorted(config.watchdog_levels)] + [OVERDUE]
+    for passed in order[: order.index(level) + 1]:
+        if passed not in done:
+            session.add(
+                DeadlineWarning(incident_id=incident.id, deadline=deadline.name, level=passed)
+            )
+    record(
+        session,
+        incident,
+        EventKind.DEADLINE_WARNING,
+        "watchdog",
+        {
+            "deadline": deadline.name,
+            "level": level,
+            "due_at": deadline.due_at.isoformat(),
+            "warned": {"email": len(config.oncall_emails), "sms": len(config.oncall_phones)},
+        },
+    )
+    return True
+
+
+async def _escalate(warnings: list[DeadlineAlert], config: Settings) -> list[str]:
+    """One message per person on call, listing this run's warnings; returns what could not
+    be sent (the warnings themselves are on the timeline either way)."""
+    lines = [
+        f"{w.incident_key}: {w.deadline} is "
+        f"{'OVERDUE' if w.level == OVERDUE else w.level + ' gone'}"
+        f" (due {w.due_at:%Y-%m-%d %H:%M} UTC)"
+        for w in warnings
+    ]
+    text = "Breachflow deadline watchdog\n\n" + "\n".join(lines) + "\n"
+    stamp = f"{utcnow():%Y%m%dT%H%M%S}"
+    batches = {
+        Channel.EMAIL: config.oncall_emails,
+        Channel.SMS: config.oncall_phones,
+    }
+    undelivered = []
+    for channel, recipients in batches.items():
+        if not recipients:
+            continue
+        notifier = notifier_for(channel, config, database())
+        batch = [
+            OutboundMessage(
+                notification_id=number,
+                message_id=message_id(f"watchdog-{stamp}-{channel}-{number}", config.sender),
+                channel=channel,
+                recipient=recipient,
+                locale="en",
+                subject=f"Deadline warning: {len(warnings)} deadline(s) need attention",
+                text=text,
+            )
+            for number, recipient in enumerate(recipients)
+        ]
+        failed = [r for r in await notifier.send(batch) if r.status is not DeliveryStatus.SENT]
+        if failed:
+            undelivered.append(
+                f"{channel}: {len(failed)} of {len(batch)} not sent ({failed[0].detail})"
+            )
+    return undelivered

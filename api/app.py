@@ -9,6 +9,7 @@ from api import problems
 from api.callbacks import router as callbacks
 from api.limits import BodyLimit
 from api.notices import router as notices
+from api.v1.alerts import router as alerts
 from api.v1.incidents import router as incidents
 from flows.runtime import settings
 
@@ -24,6 +25,7 @@ def create_app() -> FastAPI:
     problems.install(app)
     app.add_middleware(BodyLimit)
     app.include_router(incidents)
+    app.include_router(alerts)
     app.include_router(callbacks)
     app.include_router(notices)
     # The public announcements (flows/announce.py), when no other web server has them.

@@ -10,9 +10,10 @@ import typer
 import yaml
 from rich.table import Table
 
-from cli import assessing, reporting, review
+from cli import assessing, reporting, review, triage
 from cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
 from cli.keys import keys_app
+from cli.triage import alerts_app
 from flows import runtime
 from models import commands
 from models.errors import BreachError
@@ -32,6 +33,7 @@ app.add_typer(notice_app, name="notice")
 app.add_typer(audit_app, name="audit")
 app.add_typer(reporting.report_app, name="report")
 app.add_typer(keys_app, name="keys")
+app.add_typer(alerts_app, name="alerts")
 
 
 @app.command()
@@ -224,6 +226,9 @@ def serve(
 app.command()(review.show)
 app.command("list")(review.list_incidents)
 app.command()(review.timeline)
+app.command()(triage.triage)
+app.command()(triage.confirm)
+app.command()(triage.dismiss)
 app.command()(reporting.announce)
 app.command("reports")(reporting.list_reports)
 audit_app.command("verify")(review.audit_verify)

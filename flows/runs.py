@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +14,7 @@ from flows.runtime import database, settings
 from models import ledger
 from models.base import utcnow
 from models.commands import get_incident
-from models.errors import safe_reason
+from models.errors import InvalidInput, safe_reason
 from models.incident import IncidentState
 from models.settings import NotifierMode
 from models.timeline import EventKind, record
@@ -44,7 +46,12 @@ def start_run(incident_key: str, requested_by: str) -> datetime | None:
     started = utcnow()
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key)
-        closed = incident.state == IncidentState.CLOSED
+        if incident.state == IncidentState.SUSPECTED:
+            raise InvalidInput(
+                f"{incident.key} is a suspected incident from an alert: triage it first"
+                f" (breach confirm {incident.key}, or breach dismiss {incident.key})"
+            )
+        closed = incident.state in (IncidentState.CLOSED, IncidentState.DISMISSED)
         record(
             session,
             incident,
@@ -118,3 +125,16 @@ def summarize(incident_key: str, since: datetime | None = None) -> ResponseSumma
         notice_deadline=incident.notice_deadline,
         last_sent_at=last_sent,
     )
+
+
+def start_in_background(incident_key: str, requested_by: str) -> None:
+    """Run the response in a thread of this process (the embedded default), for callers
+    that must not wait for it: the API and alert intake. A failed run is on the timeline
+    (``run.failed``) with its reason; the thread has nobody to raise to."""
+    from flows.incident import incident_response
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            incident_response(incident_key, requested_by=requested_by)
+
+    threading.Thread(target=run, name=f"run-{incident_key}", daemon=True).start()

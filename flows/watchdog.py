@@ -35,6 +35,7 @@ from notifiers.email_message import message_id
 from rules import Obligation
 
 OVERDUE = "overdue"
+FINISHED = (IncidentState.CLOSED, IncidentState.DISMISSED, IncidentState.SUSPECTED)
 FILED = frozenset({ReportState.SUBMITTED, ReportState.ACKNOWLEDGED})
 
 
@@ -76,9 +77,7 @@ def deadline_watchdog() -> WatchdogRun:
     now = utcnow()
     given: list[DeadlineAlert] = []
     with database().unit_of_work() as session:
-        keys = list(
-            session.scalars(select(Incident.key).where(Incident.state != IncidentState.CLOSED))
-        )
+        keys = list(session.scalars(select(Incident.key).where(Incident.state.not_in(FINISHED))))
     for key in keys:
         with database().unit_of_work() as session:
             incident = session.scalars(

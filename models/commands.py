@@ -17,7 +17,7 @@ from models.incident import Incident, IncidentState, Severity
 from models.notice import NoticeText, NoticeVersion
 from models.notification import Notification
 from models.subject import Subject
-from models.timeline import EventKind, record
+from models.timeline import EventKind, advance, record
 
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -48,7 +48,9 @@ def declare(
     risk: str | None = None,
     encrypted_key_safe: bool = False,
     improper_purpose: bool = False,
+    suspected: bool = False,
 ) -> Incident:
+    """A new incident; ``suspected`` (opened by an alert) waits for triage: ``confirm``."""
     now = utcnow()
     anchors = {
         "detected-at": detected_at, "aware-at": aware_at, "contained-at": contained_at,
@@ -68,7 +70,7 @@ def declare(
         title=title.strip(),
         description=description.strip(),
         severity=severity,
-        state=IncidentState.DECLARED,
+        state=IncidentState.SUSPECTED if suspected else IncidentState.DECLARED,
         data_categories=sorted({c.strip().lower() for c in data_categories if c.strip()}),
         detected_at=detected_at,
         aware_at=aware_at,
@@ -86,7 +88,7 @@ def declare(
     record(
         session,
         incident,
-        EventKind.INCIDENT_DECLARED,
+        EventKind.INCIDENT_SUSPECTED if suspected else EventKind.INCIDENT_DECLARED,
         actor,
         {
             "key": incident.key,
@@ -102,6 +104,35 @@ def declare(
         occurred_at=detected_at,
     )
     return incident
+
+
+def confirm(
+    session: Session,
+    incident: Incident,
+    actor: str,
+    reason: str,
+    aware_at: datetime | None = None,
+) -> None:
+    """Triage: a suspected incident is a breach. The clocks that run from awareness start
+    now, or at ``aware_at`` when someone knew earlier."""
+    _triage(session, incident, actor, reason, IncidentState.DECLARED)
+    update_incident(session, incident, actor, {"aware_at": aware_at or utcnow()})
+
+
+def dismiss(session: Session, incident: Incident, actor: str, reason: str) -> None:
+    """Triage: a suspected incident is not a breach; it stays on the record."""
+    _triage(session, incident, actor, reason, IncidentState.DISMISSED)
+
+
+def _triage(
+    session: Session, incident: Incident, actor: str, reason: str, target: IncidentState
+) -> None:
+    if not reason.strip():
+        raise InvalidInput("give the reason for the triage decision (--reason)")
+    if incident.state != IncidentState.SUSPECTED:
+        raise InvalidInput(f"{incident.key} is {incident.state}: only a suspected incident")
+    record(session, incident, EventKind.INCIDENT_TRIAGED, actor, {"to": target, "reason": reason})
+    advance(session, incident, target, actor)
 
 
 #: What ``breach update`` may change; each change is recorded with its old and new value.

@@ -20,26 +20,31 @@ class Severity(StrEnum):
 
 
 class IncidentState(StrEnum):
+    SUSPECTED = "suspected"  # opened by an alert, waiting for triage
     DECLARED = "declared"
     ASSESSED = "assessed"
     NOTIFYING = "notifying"
     NOTIFIED = "notified"
     REPORTED = "reported"
     CLOSED = "closed"
+    DISMISSED = "dismissed"  # triaged: not a breach
 
 
 S = IncidentState
 #: Every legal move of an incident. The flow's steps are idempotent because each one
 #: checks where this table says the incident stands before doing anything.
 TRANSITIONS: dict[IncidentState, frozenset[IncidentState]] = {
+    S.SUSPECTED: frozenset({S.DECLARED, S.DISMISSED}),
     S.DECLARED: frozenset({S.ASSESSED}),
     S.ASSESSED: frozenset({S.NOTIFYING}),
     S.NOTIFYING: frozenset({S.NOTIFIED}),
     S.NOTIFIED: frozenset({S.REPORTED}),
     S.REPORTED: frozenset({S.CLOSED}),
     S.CLOSED: frozenset(),
+    S.DISMISSED: frozenset(),
 }
-#: Position of each state along the response, to ask "has the incident got past X?".
+#: Position of each state along the response, to ask "has the incident got past X?". A
+#: dismissed incident counts as past every step: there is nothing left to do for it.
 ORDER = {state: index for index, state in enumerate(TRANSITIONS)}
 
 

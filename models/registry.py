@@ -1,5 +1,6 @@
 """Imports every model so that ``Base.metadata`` knows all tables (for Alembic)."""
 
+from models.alert import AlertGroup, AlertSource, SeenSignature
 from models.announcement import Announcement, AnnouncementDecision
 from models.apikey import ApiKey
 from models.assessment import Assessment
@@ -15,6 +16,8 @@ from models.timeline import TimelineEvent
 from models.watchdog import DeadlineWarning
 
 __all__ = [
+    "AlertGroup",
+    "AlertSource",
     "Announcement",
     "AnnouncementDecision",
     "ApiKey",
@@ -29,6 +32,7 @@ __all__ = [
     "ProviderSlot",
     "RateLimit",
     "RegulatorReport",
+    "SeenSignature",
     "Subject",
     "TimelineEvent",
 ]

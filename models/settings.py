@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     # email with its PDF; the others get a pack to file on the regulator's portal.
     regulator_emails: dict[str, str] = Field(default_factory=dict)
 
+    alert_rules_file: Path | None = Field(
+        None, description="Which alerts declare an incident; see examples/alert-rules.yaml."
+    )
+
     # The deadline watchdog (flows/watchdog.py): when to warn, and whom.
     watchdog_levels: list[float] = Field(
         default_factory=lambda: [0.5, 0.75, 0.9],

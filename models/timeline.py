@@ -27,6 +27,10 @@ GENESIS = "0" * 64
 
 class EventKind(StrEnum):
     INCIDENT_DECLARED = "incident.declared"
+    INCIDENT_SUSPECTED = "incident.suspected"
+    INCIDENT_TRIAGED = "incident.triaged"
+    ALERT_RECEIVED = "alert.received"
+    ALERT_RESOLVED = "alert.resolved"
     STATE_CHANGED = "incident.state_changed"
     NOTICE_SET = "notice.set"
     SUBJECTS_IMPORTED = "subjects.imported"

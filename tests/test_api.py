@@ -59,7 +59,7 @@ def _declare(server: AppServer, token: str) -> str:
     return created.json()["key"]
 
 
-READ, WRITE = "read", "write"
+READ, WRITE, ALERTS = "read", "write", "alerts"
 #: Every route of /api/v1, with what it needs; ``{key}`` is an incident of the test.
 ROUTES = [
     ("POST", "/api/v1/incidents", WRITE, {"json": INCIDENT}),
@@ -74,10 +74,19 @@ ROUTES = [
     ("GET", "/api/v1/incidents/{key}/announcement", READ, {}),
     ("GET", "/api/v1/incidents/{key}/reports", READ, {}),
     ("GET", "/api/v1/incidents/{key}/timeline", READ, {}),
+    (
+        "POST",
+        "/api/v1/alerts/alertmanager",
+        ALERTS,
+        {"json": {"version": "4", "status": "firing", "alerts": []}},
+    ),
 ]
+#: Signed with a source's own secret, not a key: tested in test_alerts.py.
+SIGNED = [("POST", "/api/v1/alerts")]
 ALLOWED = {
     READ: {Role.ADMIN, Role.RESPONDER, Role.ONCALL, Role.COMPLIANCE},
     WRITE: {Role.ADMIN, Role.RESPONDER},
+    ALERTS: {Role.ADMIN, Role.ALERT_SOURCE},
 }
 
 
@@ -90,7 +99,7 @@ def test_every_route_admits_exactly_its_roles_and_no_key_or_a_revoked_one_is_401
         for method in item
         if path.startswith("/api/v1/")
     }
-    assert documented == {(method, path) for method, path, _, _ in ROUTES}
+    assert documented == {(method, path) for method, path, _, _ in ROUTES} | set(SIGNED)
 
     for method, path, need, options in ROUTES:
         url = path.format(key=key)

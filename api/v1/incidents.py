@@ -8,9 +8,7 @@ timeline with the calling key's name as the actor.
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import READERS, RESPONDERS, Caller, allow
 from flows.announce import announcement_status
 from flows.assessment import check_data_categories
+from flows.runs import start_in_background
 from flows.runtime import database, settings, vault
 from models import commands, ledger
 from models.assessment import latest_assessment
@@ -226,11 +225,7 @@ def _import(key: str, path: Path, who: Caller) -> dict[str, Any]:
 async def run(key: str, who: Caller = allow(RESPONDERS)) -> dict[str, str]:
     """Start the response flow in the background; follow it on the timeline."""
     await _with_incident(key, _ready_to_run)
-    from flows.incident import incident_response
-
-    threading.Thread(
-        target=_run_quietly, args=(incident_response, key.upper(), who.actor), daemon=True
-    ).start()
+    start_in_background(key.upper(), who.actor)
     return {
         "incident": key.upper(),
         "status": "started",
@@ -247,13 +242,6 @@ def _ready_to_run(incident: Incident) -> None:
             raise InvalidInput(f"{incident.key} has no notice texts: PUT them to .../notice")
         if not commands.count_subjects(session, incident):
             raise InvalidInput(f"{incident.key} has no affected people: POST them to .../subjects")
-
-
-def _run_quietly(flow: Any, key: str, actor: str) -> None:
-    """A failed run is on the timeline (``run.failed``) with its reason; the thread has
-    nobody to raise to."""
-    with contextlib.suppress(Exception):
-        flow(key, requested_by=actor)
 
 
 @router.get("/{key}/obligations")

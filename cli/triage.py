@@ -1,0 +1,88 @@
+"""``breach alerts add-source``, ``breach triage``, ``breach confirm``, ``breach dismiss``:
+what monitoring opened, and a person's decision about it."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from cli.common import Key, actor, console, errors, fmt, parse_time
+from flows import runtime
+from models import commands
+from models.alert import AlertGroup
+from models.incident import Incident, IncidentState
+
+alerts_app = typer.Typer(help="Alert intake: sources that may post alerts.", no_args_is_help=True)
+Reason = Annotated[str, typer.Option("--reason", help="Why: it goes on the timeline.")]
+
+
+@alerts_app.command("add-source")
+def add_source(name: Annotated[str, typer.Argument(help="e.g. siem, ids.")]) -> None:
+    """A source of signed alerts (POST /api/v1/alerts); prints its secret, once."""
+    from flows.intake import add_source as add
+
+    secret = add(name, actor())
+    sys.stdout.write(secret + "\n")
+    errors.print(
+        f"Source {name!r} created. It signs each request with this secret (HMAC-SHA256 over"
+        " '<timestamp>.<body>'); store it now: it will not be shown again."
+    )
+
+
+def triage() -> None:
+    """Suspected incidents opened by alerts, with how many alerts each has had."""
+    with runtime.database().unit_of_work() as session:
+        rows = session.execute(
+            select(Incident, AlertGroup)
+            .join(AlertGroup, AlertGroup.incident_id == Incident.id, isouter=True)
+            .where(Incident.state == IncidentState.SUSPECTED)
+            .order_by(Incident.id)
+        ).all()
+        session.expunge_all()
+    if not rows:
+        console.print("Nothing to triage.")
+        return
+    table = Table(title="Suspected incidents", title_justify="left")
+    for column in ("key", "title", "severity", "source", "alerts", "status", "first", "last"):
+        table.add_column(column)
+    for incident, group in rows:
+        table.add_row(
+            incident.key,
+            incident.title,
+            str(incident.severity),
+            group.source if group else "—",
+            str(group.received) if group else "—",
+            group.status if group else "—",
+            fmt(group.first_seen) if group else "—",
+            fmt(group.last_seen) if group else "—",
+        )
+    console.print(table)
+    console.print("Decide each: breach confirm KEY --reason ... | breach dismiss KEY --reason ...")
+
+
+def confirm(
+    key: Key,
+    reason: Reason,
+    aware_at: Annotated[
+        str | None, typer.Option(help="When we knew it was a breach (default: now).")
+    ] = None,
+) -> None:
+    """Triage: it is a breach. It becomes a declared incident; awareness clocks start."""
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key, lock=True)
+        commands.confirm(session, incident, actor(), reason, parse_time(aware_at, "--aware-at"))
+    console.print(
+        f"{key.upper()} is declared. Next: breach notice set, breach subjects import, breach run."
+    )
+
+
+def dismiss(key: Key, reason: Reason) -> None:
+    """Triage: not a breach. It stays on the record, dismissed."""
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key, lock=True)
+        commands.dismiss(session, incident, actor(), reason)
+    console.print(f"{key.upper()} dismissed; the reason is on its timeline.")

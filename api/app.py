@@ -9,8 +9,10 @@ from api import problems
 from api.callbacks import router as callbacks
 from api.limits import BodyLimit
 from api.notices import router as notices
+from api.public import router as public
 from api.v1.alerts import router as alerts
 from api.v1.incidents import router as incidents
+from api.v1.runbook import router as runbook
 from flows.runtime import settings
 
 
@@ -26,8 +28,10 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit)
     app.include_router(incidents)
     app.include_router(alerts)
+    app.include_router(runbook)
     app.include_router(callbacks)
     app.include_router(notices)
+    app.include_router(public)
     # The public announcements (flows/announce.py), when no other web server has them.
     site = settings().site
     site.mkdir(parents=True, exist_ok=True)

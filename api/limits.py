@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 #: Incidents, alerts and notices are small; a file of affected people may be large.
 DEFAULT_LIMIT = 1 << 20  # 1 MiB
 UPLOAD_LIMIT = 512 << 20  # 512 MiB, for subjects imports
+PUBLIC_LIMIT = 64 << 10  # 64 KiB: what anyone on the internet may send us
 
 
 class BodyLimit:
@@ -24,7 +25,12 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = UPLOAD_LIMIT if scope["path"].endswith("/subjects") else self.limit
+        path = scope["path"]
+        limit = self.limit
+        if path.endswith("/subjects"):
+            limit = UPLOAD_LIMIT
+        elif path in ("/report", "/api/v1/reports"):
+            limit = PUBLIC_LIMIT
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _refuse(send, limit)

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from models.errors import BreachError, IllegalTransition, InvalidInput, NotFound
+from models.errors import BreachError, IllegalTransition, InvalidInput, NotFound, RateLimited
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -42,7 +42,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BreachError)
     async def _ours(request: Request, exc: BreachError) -> JSONResponse:
-        status = {NotFound: 404, IllegalTransition: 409, InvalidInput: 422}.get(type(exc), 400)
+        status = {NotFound: 404, IllegalTransition: 409, InvalidInput: 422, RateLimited: 429}.get(
+            type(exc), 400
+        )
         return problem(status, str(exc))
 
     @app.exception_handler(Exception)

@@ -10,10 +10,10 @@ import typer
 import yaml
 from rich.table import Table
 
-from cli import assessing, reporting, review, triage
+from cli import assessing, reporting, review, runbook, triage
 from cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
 from cli.keys import keys_app
-from cli.triage import alerts_app
+from cli.triage import alerts_app, public_app
 from flows import runtime
 from models import commands
 from models.errors import BreachError
@@ -34,6 +34,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(reporting.report_app, name="report")
 app.add_typer(keys_app, name="keys")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(public_app, name="public")
 
 
 @app.command()
@@ -212,20 +213,50 @@ def dispatch(key: Key) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    watchdog_every: Annotated[
+        float, typer.Option(help="Run the deadline watchdog every N seconds (0: never).")
+    ] = 300,
 ) -> None:
-    """Serve the API (/api/v1, keys: breach keys create), provider status callbacks, the
-    notice pages that SMS and push link to, and the announcement site (/site/)."""
+    """Serve the API (/api/v1, keys: breach keys create), alert intake, provider status
+    callbacks, the notice pages that SMS and push link to, the announcement site (/site/)
+    and the report page (/report); and run the deadline watchdog on a schedule."""
     import uvicorn
 
     from api.app import create_app
 
+    if watchdog_every > 0:
+        _watch_in_background(watchdog_every)
     console.print(f"Serving on http://{host}:{port} (public URL: {runtime.settings().public_url})")
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
+def _watch_in_background(every: float) -> None:
+    """The watchdog beside the server: one check every ``every`` seconds, for as long as the
+    server runs. A check that fails is reported and the next one runs on time."""
+    import threading
+    import time
+
+    from flows.watchdog import deadline_watchdog
+
+    def loop() -> None:
+        while True:
+            try:
+                run = deadline_watchdog()
+                for alert in run.alerts:
+                    console.print(f"watchdog: {alert.incident_key} {alert.deadline} {alert.level}")
+            except Exception as exc:
+                errors.print(f"watchdog check failed: {type(exc).__name__}: {exc}")
+            time.sleep(every)
+
+    threading.Thread(target=loop, name="deadline-watchdog", daemon=True).start()
 
 
 app.command()(review.show)
 app.command("list")(review.list_incidents)
 app.command()(review.timeline)
+app.command()(runbook.runbook)
+app.command()(runbook.step)
+app.command()(runbook.approve)
 app.command()(triage.triage)
 app.command()(triage.confirm)
 app.command()(triage.dismiss)

@@ -64,6 +64,8 @@ def print_summary(summary: ResponseSummary) -> None:
         )
         return
     console.print(f"\n[bold]{summary.incident_key}[/] is {summary.state}.")
+    if summary.waiting_for:
+        console.print(f"  [yellow]Waiting for[/] {summary.waiting_for}.")
     console.print(f"  People affected:   {summary.affected}")
     console.print(f"  People notified:   {summary.notified} ({summary.sent_this_run} in this run)")
     console.print(f"  People unreachable: {summary.unreachable}")

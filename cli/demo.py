@@ -16,7 +16,7 @@ from rich.console import Console
 
 from cli.common import print_summary
 from cli.progress import run_with_progress
-from flows import assessment, runtime
+from flows import assessment, runbook, runtime
 from flows.announce import operator_decision
 from flows.subjects import import_subjects
 from models import commands
@@ -185,6 +185,9 @@ def run_demo(
     # Some demo people have no usable contact detail at all: a named person judges that
     # telling them one by one is difficult, so the flow publishes an announcement.
     operator_decision(key, actor, DEMO_JUDGEMENT, waive=False)
+    with runtime.database().unit_of_work() as session:  # the demo approves its own notice
+        incident = commands.get_incident(session, key, lock=True)
+        runbook.approve(session, incident, "notice", f"{actor} (demo: auto-approved)", None)
     print_summary(run_with_progress(key, actor, console))
     console.print(f"  Announcement:      {config.site.resolve() / 'index.html'}")
     console.print(f"  Regulator packs:   breach reports {key}")

@@ -13,6 +13,7 @@ from rich.table import Table
 from cli.common import Key, channel_label, console, errors, fmt, states_text
 from cli.reporting import announcement_rows, reports_table
 from flows import runtime
+from flows.runbook import waiting_for
 from models import commands, ledger
 from models.incident import Incident
 from models.regulator_report import reports
@@ -28,12 +29,15 @@ def show(key: Key) -> None:
         notice = commands.latest_notice(session, incident)
         people = commands.count_subjects(session, incident)
         announcement = announcement_rows(session, incident.id)
+        waiting = waiting_for(session, incident, "notify")
         filed = reports(session, incident.id)
         session.expunge_all()
     table = Table(
         show_header=False, title=f"{incident.key} — {incident.title}", title_justify="left"
     )
     table.add_row("state", str(incident.state))
+    if waiting:
+        table.add_row("waiting for", f"[yellow]{waiting}[/]")
     table.add_row("severity", str(incident.severity))
     table.add_row("data categories", ", ".join(incident.data_categories) or "—")
     table.add_row("detected", fmt(incident.detected_at))

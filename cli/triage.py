@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
@@ -52,7 +53,7 @@ def triage() -> None:
     for incident, group in rows:
         table.add_row(
             incident.key,
-            incident.title,
+            escape(incident.title),
             str(incident.severity),
             group.source if group else "—",
             str(group.received) if group else "—",
@@ -86,3 +87,44 @@ def dismiss(key: Key, reason: Reason) -> None:
         incident = commands.get_incident(session, key, lock=True)
         commands.dismiss(session, incident, actor(), reason)
     console.print(f"{key.upper()} dismissed; the reason is on its timeline.")
+
+
+public_app = typer.Typer(
+    help="Reports from the public of leaked personal data (POST /api/v1/reports, /report).",
+    no_args_is_help=True,
+)
+
+
+@public_app.command("list")
+def public_list() -> None:
+    """Reports from the public waiting for triage, oldest first (no contact details)."""
+    from flows.public_reports import queue
+
+    rows = queue()
+    if not rows:
+        console.print("No report from the public waits for triage.")
+        return
+    table = Table(title="Reports from the public", title_justify="left")
+    for column in ("reference", "received", "what happened", "data involved", "acknowledged"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.reference,
+            fmt(row.received_at),
+            escape(row.what_happened[:300]),
+            escape(row.data_involved or "—"),
+            "yes" if row.acknowledged else "NO (email not sent)",
+        )
+    console.print(table)
+    console.print("Attach one to an incident: breach public attach REFERENCE INC-…")
+
+
+@public_app.command("attach")
+def public_attach(
+    reference: Annotated[str, typer.Argument(help="e.g. PR-1A2B3C4D.")], key: Key
+) -> None:
+    """Attach a report from the public to an incident (on its timeline)."""
+    from flows.public_reports import attach
+
+    attach(reference, key, actor())
+    console.print(f"{reference.upper()} attached to {key.upper()}.")

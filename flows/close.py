@@ -19,6 +19,7 @@ from models.base import utcnow
 from models.commands import get_incident
 from models.incident import Incident, IncidentState
 from models.notification import Notification
+from models.regulator_report import ReportState, reports
 from models.settings import NotifierMode
 from models.subject import Subject
 from models.timeline import EventKind, advance, record
@@ -26,11 +27,20 @@ from notifiers.sandbox import outbox_files
 
 
 @task(name="close", **STEP_TASK)
-def close(incident_key: str, actor: str) -> None:
+def close(incident_key: str, actor: str) -> str | None:
+    """Close, or say what closing waits for: a report whose clock has not started (the
+    CAC's summary report runs from the end of handling) keeps the incident open, so its
+    facts can still be updated and the report written."""
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
         if incident.has_reached(IncidentState.CLOSED):
-            return
+            return None
+        waiting = [r.label for r in reports(session, incident.id) if r.state == ReportState.WAITING]
+        if waiting:
+            return (
+                f"the clock of {', '.join(waiting)}: record it (e.g. breach update"
+                f" {incident.key} --handling-ended-at …), then breach assess and breach run"
+            )
         incident.closed_at = utcnow()
         incident.purge_after = incident.closed_at + timedelta(days=settings().retention_days)
         advance(session, incident, IncidentState.CLOSED, actor)
@@ -44,6 +54,7 @@ def close(incident_key: str, actor: str) -> None:
                 "retention_days": settings().retention_days,
             },
         )
+    return None
 
 
 def purge_due(actor: str) -> dict[str, int]:

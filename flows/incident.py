@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.announce import announce
+from flows.approve import gate
 from flows.assess import assess
 from flows.close import close
 from flows.notify import notify
@@ -25,8 +26,11 @@ def incident_response(incident_key: str, requested_by: str = "unknown") -> Respo
     actor = flow_actor()
     assess(incident_key, actor)  # 1. who is affected, by when we must tell them
     report_early(incident_key, actor)  # 2. regulators whose clock runs in hours
+    waiting = gate(incident_key, "notify", actor)  # 2b. a named person approves the notice
+    if waiting:
+        return finish_run(incident_key, started, waiting_for=waiting)
     notify(incident_key, actor)  # 3. every reachable person, in batches, retried
     announce(incident_key, actor)  # 4. publicly, where one by one is not enough
     report(incident_key, actor)  # 5. every other report, with notification's outcome
-    close(incident_key, actor)  # 6. done; the timeline is the record
-    return finish_run(incident_key, started)
+    waiting = close(incident_key, actor)  # 6. done; the timeline is the record
+    return finish_run(incident_key, started, waiting_for=waiting)

@@ -35,6 +35,7 @@ class ResponseSummary(BaseModel):
     reports: str
     notice_deadline: datetime | None
     last_sent_at: datetime | None
+    waiting_for: str | None = None  # a gate: what a person must do before the run goes on
 
 
 def flow_actor() -> str:
@@ -67,8 +68,10 @@ def start_run(incident_key: str, requested_by: str) -> datetime | None:
     return None if closed else started
 
 
-def finish_run(incident_key: str, started: datetime | None) -> ResponseSummary:
-    summary = summarize(incident_key, since=started)
+def finish_run(
+    incident_key: str, started: datetime | None, waiting_for: str | None = None
+) -> ResponseSummary:
+    summary = summarize(incident_key, since=started).model_copy(update={"waiting_for": waiting_for})
     with database().unit_of_work() as session:
         record(
             session,

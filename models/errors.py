@@ -34,3 +34,7 @@ class InvalidInput(BreachError):
 
 class ProviderUnavailable(BreachError):
     """A notifier's provider cannot be used right now; nothing was lost, retry later."""
+
+
+class RateLimited(BreachError):
+    """Too many requests from one sender for now; try again later."""

@@ -10,7 +10,9 @@ from models.meta import Meta
 from models.notice import NoticeVersion
 from models.notification import DeliveryReport, Notification
 from models.pacing import ProviderSlot, RateLimit
+from models.public_report import PublicReport
 from models.regulator_report import RegulatorReport
+from models.runbook import StepDone
 from models.subject import Subject
 from models.timeline import TimelineEvent
 from models.watchdog import DeadlineWarning
@@ -30,9 +32,11 @@ __all__ = [
     "NoticeVersion",
     "Notification",
     "ProviderSlot",
+    "PublicReport",
     "RateLimit",
     "RegulatorReport",
     "SeenSignature",
+    "StepDone",
     "Subject",
     "TimelineEvent",
 ]

@@ -159,6 +159,11 @@ class Settings(BaseSettings):
         None, description="Which alerts declare an incident; see examples/alert-rules.yaml."
     )
 
+    approval_gates: list[str] = Field(
+        default_factory=lambda: ["notify"],
+        description="Flow steps that wait for a person's approval ([] turns gates off).",
+    )
+
     # The deadline watchdog (flows/watchdog.py): when to warn, and whom.
     watchdog_levels: list[float] = Field(
         default_factory=lambda: [0.5, 0.75, 0.9],

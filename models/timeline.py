@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     INCIDENT_TRIAGED = "incident.triaged"
     ALERT_RECEIVED = "alert.received"
     ALERT_RESOLVED = "alert.resolved"
+    PUBLIC_REPORT_ATTACHED = "public_report.attached"
     STATE_CHANGED = "incident.state_changed"
     NOTICE_SET = "notice.set"
     SUBJECTS_IMPORTED = "subjects.imported"
@@ -55,6 +56,9 @@ class EventKind(StrEnum):
     REPORT_SUBMIT_FAILED = "report.submit_failed"
     REPORT_ACKNOWLEDGED = "report.acknowledged"
     DEADLINE_WARNING = "deadline.warning"
+    STEP_DONE = "runbook.step_done"
+    APPROVAL_GIVEN = "approval.given"
+    AWAITING_APPROVAL = "approval.awaited"
     PURGE_SCHEDULED = "contacts.purge_scheduled"
     CONTACTS_PURGED = "contacts.purged"
 

@@ -37,6 +37,9 @@ from models.settings import Settings
 
 POSTGRES_URL = os.environ.get("BREACH_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+#: For tests of a layer the database does not change (command-line output, HTTP status
+#: codes): run once, on SQLite. Anything that locks, counts or races runs on both.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def _postgres_database() -> Iterator[str]:
@@ -82,6 +85,8 @@ def settings(
     monkeypatch.setenv("BREACH_RETRY_BASE_SECONDS", "0.05")
     monkeypatch.setenv("BREACH_RETRY_MAX_SECONDS", "0.2")
     monkeypatch.setenv("BREACH_DATA_KEY", generate_key())
+    # Tests of the response run it through; the approval gate has tests of its own.
+    monkeypatch.setenv("BREACH_APPROVAL_GATES", "[]")
     runtime.reset()
     yield runtime.settings()
     runtime.reset()

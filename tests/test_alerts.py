@@ -25,7 +25,7 @@ from models.alert import AlertGroup
 from models.apikey import Role, create_key
 from models.base import utcnow
 from models.incident import Incident
-from tests.conftest import free_port
+from tests.conftest import SQLITE_ONLY, free_port
 from tests.test_callbacks_api import AppServer
 from tests.test_incident_flow import timeline_kinds
 
@@ -248,6 +248,7 @@ class _alertmanager:
         self.process.wait(timeout=10)
 
 
+@SQLITE_ONLY
 def test_triage_lists_suspected_incidents_and_a_person_confirms_or_dismisses_each(
     db, settings, breach
 ):

@@ -21,7 +21,7 @@ from flows.publication import publish
 from models import commands
 from models.announcement import announcements, latest_decision
 from models.errors import ProviderUnavailable
-from tests.conftest import free_port
+from tests.conftest import SQLITE_ONLY, free_port
 from tests.factories import people, seed_incident
 from tests.test_incident_flow import timeline_kinds
 
@@ -158,6 +158,7 @@ def test_an_operator_decision_publishes_to_the_webhook_and_media_and_an_update_k
     assert (decision.kind, decision.decided_by) == ("forced", "carol")
 
 
+@SQLITE_ONLY
 def test_a_waived_announcement_is_not_overridden_by_the_flow(db, hipaa, breach):
     persons = people(400, broken_every=33)
     key = seed_incident(db, hipaa, persons, data_categories=("email", "name", "health"))

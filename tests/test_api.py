@@ -13,7 +13,7 @@ import yaml
 from flows import runtime
 from models.apikey import Role, create_key, revoke_key
 from models.base import utcnow
-from tests.conftest import free_port
+from tests.conftest import SQLITE_ONLY, free_port
 from tests.factories import EXAMPLE_NOTICE
 from tests.test_callbacks_api import AppServer
 
@@ -59,7 +59,7 @@ def _declare(server: AppServer, token: str) -> str:
     return created.json()["key"]
 
 
-READ, WRITE, ALERTS = "read", "write", "alerts"
+READ, WRITE, ALERTS, STEPS, APPROVE = "read", "write", "alerts", "steps", "approve"
 #: Every route of /api/v1, with what it needs; ``{key}`` is an incident of the test.
 ROUTES = [
     ("POST", "/api/v1/incidents", WRITE, {"json": INCIDENT}),
@@ -74,6 +74,9 @@ ROUTES = [
     ("GET", "/api/v1/incidents/{key}/announcement", READ, {}),
     ("GET", "/api/v1/incidents/{key}/reports", READ, {}),
     ("GET", "/api/v1/incidents/{key}/timeline", READ, {}),
+    ("GET", "/api/v1/incidents/{key}/runbook", READ, {}),
+    ("POST", "/api/v1/incidents/{key}/runbook/{step}", STEPS, {"json": {}}),
+    ("POST", "/api/v1/incidents/{key}/approvals/{gate}", APPROVE, {"json": {}}),
     (
         "POST",
         "/api/v1/alerts/alertmanager",
@@ -81,15 +84,19 @@ ROUTES = [
         {"json": {"version": "4", "status": "firing", "alerts": []}},
     ),
 ]
-#: Signed with a source's own secret, not a key: tested in test_alerts.py.
-SIGNED = [("POST", "/api/v1/alerts")]
+#: Without a key: alerts are signed with their source's secret (test_alerts.py), reports
+#: from the public are limited per address (test_public_reports.py).
+NO_KEY = [("POST", "/api/v1/alerts"), ("POST", "/api/v1/reports")]
 ALLOWED = {
     READ: {Role.ADMIN, Role.RESPONDER, Role.ONCALL, Role.COMPLIANCE},
     WRITE: {Role.ADMIN, Role.RESPONDER},
     ALERTS: {Role.ADMIN, Role.ALERT_SOURCE},
+    STEPS: {Role.ADMIN, Role.ONCALL, Role.RESPONDER},
+    APPROVE: {Role.ADMIN, Role.ONCALL},
 }
 
 
+@SQLITE_ONLY
 def test_every_route_admits_exactly_its_roles_and_no_key_or_a_revoked_one_is_401(api):
     server, tokens = api
     key = _declare(server, tokens[Role.ADMIN])
@@ -99,10 +106,10 @@ def test_every_route_admits_exactly_its_roles_and_no_key_or_a_revoked_one_is_401
         for method in item
         if path.startswith("/api/v1/")
     }
-    assert documented == {(method, path) for method, path, _, _ in ROUTES} | set(SIGNED)
+    assert documented == {(method, path) for method, path, _, _ in ROUTES} | set(NO_KEY)
 
     for method, path, need, options in ROUTES:
-        url = path.format(key=key)
+        url = path.format(key=key, step="no-such-step", gate="notice")
         for role in Role:
             # Only the door is tested: a 422 (this incident has no notice, no people) is in.
             answer = _client(server, tokens[role]).request(method, url, **options)
@@ -175,6 +182,7 @@ def test_a_run_started_over_the_api_notifies_and_closes_the_incident(api):
     assert again.status_code == 422 and "closed" in again.json()["detail"]
 
 
+@SQLITE_ONLY
 def test_errors_are_problem_details_and_bodies_have_a_size_limit(api):
     server, tokens = api
     admin = _client(server, tokens[Role.ADMIN])
@@ -190,6 +198,12 @@ def test_errors_are_problem_details_and_bodies_have_a_size_limit(api):
         json={**INCIDENT, "aware_at": (NOW + timedelta(days=3)).isoformat()},
     )
     assert future.status_code == 422 and "in the future" in future.json()["detail"]
+
+    key = _declare(server, tokens[Role.ADMIN])  # two server errors schemathesis once found:
+    cleared = admin.patch(f"/api/v1/incidents/{key}", json={"aware_at": None})
+    assert cleared.status_code == 422 and "cannot be cleared" in cleared.json()["detail"]
+    far = admin.get(f"/api/v1/incidents/{key}/timeline", params={"offset": 10**20})
+    assert far.status_code == 422
 
     huge = {**INCIDENT, "description": "x" * (2 << 20)}
     too_large = admin.post("/api/v1/incidents", json=huge)

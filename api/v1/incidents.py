@@ -100,7 +100,9 @@ class IncidentPage(BaseModel):
 
 
 Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31)]
+#: Facts every incident has: they can be changed, never cleared.
+REQUIRED_FACTS = frozenset({"detected_at", "aware_at", "encrypted_key_safe", "improper_purpose"})
 
 
 @router.post("", status_code=201, response_model=IncidentOut)
@@ -153,6 +155,9 @@ async def update(key: str, body: IncidentPatch, who: Caller = allow(RESPONDERS))
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise InvalidInput("nothing to update: give at least one field")
+    cleared = sorted(name for name in REQUIRED_FACTS if name in changes and changes[name] is None)
+    if cleared:
+        raise InvalidInput(f"{', '.join(cleared)} cannot be cleared, only changed")
 
     def work() -> dict[str, Any]:
         with database().unit_of_work() as session:

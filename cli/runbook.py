@@ -1,0 +1,83 @@
+"""``breach runbook``, ``breach step`` and ``breach approve``: on-call's checklist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import Key, actor, console, fmt
+from flows import runbook as runbooks
+from flows import runtime
+from models import commands
+from models.base import utcnow
+
+Note = Annotated[str | None, typer.Option(help="What was done or decided, for the record.")]
+
+
+def runbook(key: Key) -> None:
+    """The incident's checklist: every step with its owner, due time and what is overdue."""
+    now = utcnow()
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        items = runbooks.checklist(session, incident)
+        waiting = runbooks.waiting_for(session, incident, "notify")
+        session.expunge_all()
+    table = Table(title=f"{incident.key} runbook", title_justify="left")
+    for column in ("phase", "step", "title", "owner", "due", "status"):
+        table.add_column(column)
+    for item in items:
+        if item.done:
+            status = f"[green]done[/] {fmt(item.done.done_at)} by {item.done.done_by}"
+        elif item.overdue(now):
+            status = "[red]OVERDUE[/]"
+        else:
+            status = "open"
+        gate = " (gates notification)" if item.step.gates else ""
+        due = fmt(item.due_at) if item.due_at else "when its anchor is known"
+        table.add_row(item.phase, item.step.id, item.step.title + gate, item.step.role, due, status)
+    console.print(table)
+    if waiting:
+        console.print(f"[yellow]Notification waits for[/] {waiting}")
+    console.print(f"Mark a step done: breach step {incident.key} STEP --done --note '...'")
+
+
+def step(
+    key: Key,
+    step_id: Annotated[str, typer.Argument(metavar="STEP", help="The step's id.")],
+    done: Annotated[bool, typer.Option("--done", help="Mark it done.")] = False,
+    note: Note = None,
+    evidence: Annotated[
+        Path | None, typer.Option(help="A file kept with the record (hashed), e.g. a receipt.")
+    ] = None,
+) -> None:
+    """Record that a runbook step is done, by you, with a note and evidence."""
+    if not done:
+        raise typer.BadParameter("say --done to mark the step done", param_hint="--done")
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key, lock=True)
+        row = runbooks.mark_done(session, incident, step_id, actor(), note=note, evidence=evidence)
+        kept = row.evidence_file
+    console.print(f"{key.upper()}: {step_id} done" + (f"; evidence kept as {kept}" if kept else ""))
+
+
+def approve(
+    key: Key,
+    gate: Annotated[str, typer.Argument(help="What is approved: notice.")],
+    note: Note = None,
+    run: Annotated[
+        bool, typer.Option(help="Continue the response right away (default), or only record it.")
+    ] = True,
+) -> None:
+    """Approve the notice texts and the decision to notify, then continue the response."""
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key, lock=True)
+        step_id = runbooks.approve(session, incident, gate, actor(), note)
+    console.print(f"{key.upper()}: {gate} approved ({step_id}) by {actor()}.")
+    if run:
+        from cli.common import print_summary
+        from cli.progress import run_with_progress
+
+        print_summary(run_with_progress(key, actor(), console))

@@ -23,17 +23,16 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from flows.runtime import database, settings, vault
 from models import commands
 from models.alert import AlertGroup, AlertSource, SeenSignature
 from models.base import utcnow
-from models.errors import InvalidInput
+from models.errors import BreachError, InvalidInput
 from models.incident import Incident, IncidentState, Severity
 from models.timeline import EventKind, record
 
@@ -84,10 +83,23 @@ class Intake:
     received: int  # alerts of this group so far
 
 
-def receive(source: str, alert: Alert) -> Intake:
-    """File one alert; returns what it did. Starts the response when a rule declares."""
+class ReplayedAlert(BreachError):
+    """This signed request was received before."""
+
+
+def receive(source: str, alert: Alert, signature: str | None = None) -> Intake:
+    """File one alert; returns what it did. Starts the response when a rule declares.
+
+    ``signature``: the request's, claimed in the same transaction, so a replay is refused
+    and a refused alert claims nothing.
+    """
     fingerprint = alert.key()
     with database().unit_of_work() as session:
+        if signature is not None:
+            _claim(session, signature)
+        counted = _count_if_open(session, source, fingerprint) if alert.status == "firing" else None
+        if counted is not None:
+            return counted
         group = _locked_group(session, source, fingerprint, alert)
         group.received += 1
         group.last_seen = utcnow()
@@ -104,6 +116,7 @@ def receive(source: str, alert: Alert) -> Intake:
                 record(session, open_incident, EventKind.ALERT_RECEIVED, actor, _about(group))
             group.status = "firing"
             action = "counted"
+            _counted_in_a_storm(session)
         else:
             rule = matching_rule(alert.labels)
             open_incident = _open(session, source, alert, rule, fingerprint, actor)
@@ -122,6 +135,60 @@ def receive(source: str, alert: Alert) -> Intake:
 
         start_in_background(result.incident, f"alert:{source}")
     return result
+
+
+def _count_if_open(session: Session, source: str, fingerprint: str) -> Intake | None:
+    """The storm's common case in one statement: a firing alert of a group whose incident
+    is open is counted, and the group's row is locked only from here to the commit."""
+    open_incidents = select(Incident.id).where(Incident.state.not_in(FINISHED))
+    row = session.execute(
+        update(AlertGroup)
+        .where(
+            AlertGroup.source == source,
+            AlertGroup.fingerprint == fingerprint,
+            AlertGroup.status == "firing",
+            AlertGroup.incident_id.in_(open_incidents),
+        )
+        .values(received=AlertGroup.received + 1, last_seen=utcnow())
+        .returning(AlertGroup.incident_id, AlertGroup.received)
+    ).first()
+    if row is None:
+        return None
+    _counted_in_a_storm(session)
+    key = session.scalar(select(Incident.key).where(Incident.id == row.incident_id))
+    return Intake(fingerprint, key, "counted", row.received)
+
+
+def _counted_in_a_storm(session: Session) -> None:
+    """One more alert of an open incident only adds to a count: its commit need not wait
+    for the disk (PostgreSQL's asynchronous commit; a crash may lose the last few counts,
+    never an incident). In a storm every request of the group takes the group's row lock
+    in turn, so this is what sets the storm's pace."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+def _claim(session: Session, signature: str) -> None:
+    now = utcnow()
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    _sweep(session, now, postgresql=insert is postgresql_insert)
+    claimed = session.scalar(
+        insert(SeenSignature)
+        .values(signature=signature, expires_at=now + 2 * REPLAY_WINDOW)
+        .on_conflict_do_nothing(index_elements=["signature"])
+        .returning(SeenSignature.signature)
+    )
+    if claimed is None:
+        raise ReplayedAlert("this signed alert was received before")
+
+
+def _sweep(session: Session, now: datetime, *, postgresql: bool) -> None:
+    """Forget expired signatures, a few at a time; rows another request is already
+    deleting are skipped, so concurrent alerts never queue behind each other here."""
+    expired = select(SeenSignature.signature).where(SeenSignature.expires_at < now).limit(100)
+    if postgresql:
+        expired = expired.with_for_update(skip_locked=True)
+    session.execute(delete(SeenSignature).where(SeenSignature.signature.in_(expired)))
 
 
 def _locked_group(session: Session, source: str, fingerprint: str, alert: Alert) -> AlertGroup:
@@ -224,37 +291,25 @@ def add_source(name: str, actor: str) -> str:
     return secret
 
 
-def verify_signature(source: str, timestamp: str, signature: str, body: bytes) -> bool:
-    """True once for a request signed by a live source within the replay window."""
+def verify_signature(source: str, timestamp: str, signature: str, body: bytes) -> str | None:
+    """The signature's digest when the request is signed by a live source within the
+    replay window (``receive`` then claims it, once), else None."""
     try:
         stamp = int(timestamp)
     except ValueError:
-        return False
-    now = utcnow()
-    if abs(now.timestamp() - stamp) > REPLAY_WINDOW.total_seconds():
-        return False
+        return None
+    if abs(utcnow().timestamp() - stamp) > REPLAY_WINDOW.total_seconds():
+        return None
     scheme, _, given = signature.partition("=")
     if scheme != "sha256" or len(given) != 64:
-        return False
+        return None
     keys = vault()  # before the transaction: it checks the key in one of its own
     with database().unit_of_work() as session:
         found = session.scalar(
             select(AlertSource).where(AlertSource.name == source, AlertSource.revoked_at.is_(None))
         )
         if found is None:
-            return False
+            return None
         secret = keys.decrypt(SECRET_COLUMN, found.secret_enc) or ""
     expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    if not hmac.compare_digest(expected.hexdigest(), given.lower()):
-        return False
-    return _first_use(given.lower(), now)
-
-
-def _first_use(signature: str, now: datetime) -> bool:
-    try:
-        with database().unit_of_work() as session:
-            session.execute(delete(SeenSignature).where(SeenSignature.expires_at < now))
-            session.add(SeenSignature(signature=signature, expires_at=now + 2 * REPLAY_WINDOW))
-    except IntegrityError:
-        return False
-    return True
+    return given.lower() if hmac.compare_digest(expected.hexdigest(), given.lower()) else None

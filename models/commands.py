@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -63,10 +64,7 @@ def declare(
         raise InvalidInput("--aware-at is before --detected-at: one cannot know before it happens")
     if not title.strip() or not description.strip():
         raise InvalidInput("an incident needs a title and a description")
-    prefix = f"INC-{now.year}-"
-    count = session.scalar(select(func.count()).where(Incident.key.startswith(prefix))) or 0
-    incident = Incident(
-        key=f"{prefix}{count + 1:04d}",
+    fields = dict(
         title=title.strip(),
         description=description.strip(),
         severity=severity,
@@ -83,8 +81,7 @@ def declare(
         declared_by=actor,
         timeline_length=0,
     )
-    session.add(incident)
-    session.flush()
+    incident = _numbered(session, f"INC-{now.year}-", fields)
     record(
         session,
         incident,
@@ -104,6 +101,26 @@ def declare(
         occurred_at=detected_at,
     )
     return incident
+
+
+def _numbered(session: Session, prefix: str, fields: dict[str, object]) -> Incident:
+    """Insert the incident under the next free key. Two declarations at once (alerts
+    arriving together, two API calls) may count the same number; the unique key refuses
+    the second, which takes the next one, inside a savepoint so nothing else is undone."""
+    for _ in range(MAX_KEY_ATTEMPTS):
+        count = session.scalar(select(func.count()).where(Incident.key.startswith(prefix))) or 0
+        incident = Incident(key=f"{prefix}{count + 1:04d}", **fields)
+        try:
+            with session.begin_nested():
+                session.add(incident)
+                session.flush()
+        except IntegrityError:
+            continue
+        return incident
+    raise InvalidInput(f"could not number a new incident after {MAX_KEY_ATTEMPTS} tries; retry")
+
+
+MAX_KEY_ATTEMPTS = 50
 
 
 def confirm(

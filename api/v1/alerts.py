@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, allow
-from flows.intake import Alert, receive, verify_signature
+from flows.intake import Alert, ReplayedAlert, receive, verify_signature
 from models.apikey import Role
 from models.errors import InvalidInput
 from models.incident import Severity
@@ -52,14 +52,14 @@ async def generic(request: Request) -> Any:
     body = await request.body()
     headers = request.headers
     source = headers.get("x-breachflow-source", "")
-    signed = await run_in_threadpool(
+    digest = await run_in_threadpool(
         verify_signature,
         source,
         headers.get("x-breachflow-timestamp", ""),
         headers.get("x-breachflow-signature", ""),
         body,
     )
-    if not signed:
+    if digest is None:
         raise HTTPException(
             401,
             "the alert is not signed by a known source within the last five minutes, or its"
@@ -72,7 +72,10 @@ async def generic(request: Request) -> Any:
             f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
         )
         raise InvalidInput(f"the alert is not valid: {problems}") from None
-    intake = await run_in_threadpool(receive, f"hmac:{source}", alert)
+    try:
+        intake = await run_in_threadpool(receive, f"hmac:{source}", alert, digest)
+    except ReplayedAlert:
+        raise HTTPException(401, "this signed alert was received before (a replay)") from None
     return IntakeOut(**vars(intake))
 
 

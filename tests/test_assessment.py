@@ -12,6 +12,7 @@ from models import commands
 from models.chain import chain_for
 from models.timeline import TimelineEvent
 from rules import RULES_DIR
+from tests.conftest import SQLITE_ONLY
 from tests.factories import EXAMPLE_NOTICE
 
 KEYS = {
@@ -64,6 +65,7 @@ def find(document: dict, regime: str, audience: str) -> dict:
     return next((o for o in matches if o["applies"]), matches[0])
 
 
+@SQLITE_ONLY
 def test_obligations_json_answers_for_every_regime_and_sets_the_window(breach, tmp_path):
     key = declare(breach)
     import_people(breach, tmp_path, key)
@@ -93,6 +95,7 @@ def test_obligations_json_answers_for_every_regime_and_sets_the_window(breach, t
     assert not not_here["applies"] and not_here["reason"]
 
 
+@SQLITE_ONLY
 def test_a_rule_change_moves_nothing_until_reassessed_and_the_move_is_recorded(
     breach, tmp_path, db
 ):
@@ -130,6 +133,7 @@ def test_a_rule_change_moves_nothing_until_reassessed_and_the_move_is_recorded(
     )
 
 
+@SQLITE_ONLY
 def test_update_records_old_and_new_facts_and_asks_for_reassessment(breach, tmp_path, db):
     key = declare(breach, "--risk", "medium")
     import_people(breach, tmp_path, key)

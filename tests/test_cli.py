@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from tests.conftest import SQLITE_ONLY
 from tests.factories import EXAMPLE_NOTICE, people, write_csv
 
 
@@ -77,6 +78,7 @@ def test_by_hand_declare_import_run_show_timeline_verify(breach, db, settings, t
     assert "BROKEN at event 3" in broken.stderr
 
 
+@SQLITE_ONLY
 def test_user_mistakes_get_a_clear_message_not_a_traceback(breach, tmp_path):
     missing = breach("show", "INC-2026-9999")
     assert missing.returncode == 1
@@ -101,6 +103,7 @@ def test_user_mistakes_get_a_clear_message_not_a_traceback(breach, tmp_path):
     assert "Traceback" not in incomplete.stderr
 
 
+@SQLITE_ONLY
 def test_run_without_people_explains_what_to_do(breach):
     key = breach(
         "declare", "--title", "t", "--severity", "low", "--detected-at", "2026-11-20T09:00:00",
@@ -146,6 +149,7 @@ def test_demo_runs_the_whole_response_in_the_sandbox(breach, settings):
     assert "regulator reports" in shown.stdout and "awaiting submission" in shown.stdout
 
 
+@SQLITE_ONLY
 def test_demo_runs_under_an_operators_published_policy(breach, settings):
     """`breach demo --policy` uses that operator's promise for the notification window."""
     policy = Path(__file__).resolve().parents[1] / "examples" / "policies" / "operator-a.yaml"

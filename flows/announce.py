@@ -75,13 +75,7 @@ def decide(
                 f"individual-notice deadline at risk: {outcome.pending:,} people still pending,"
                 f" {max(left.total_seconds(), 0) / 3600:.0f} h left"
             )
-    inputs = {
-        "affected": outcome.affected,
-        "reached": outcome.reached,
-        "unreachable": outcome.unreachable,
-        "pending": outcome.pending,
-        "considered": [f"{c.regime}: {c.text}" for c in checks],
-    }
+    inputs = _inputs(outcome, checks)
     latest = latest_decision(session, incident.id)
     if latest and latest.kind == DecisionKind.AUTOMATIC and latest.grounds == grounds:
         return latest
@@ -99,12 +93,7 @@ def operator_decision(incident_key: str, actor: str, reason: str, *, waive: bool
         incident = get_incident(session, incident_key, lock=True)
         outcome = ledger.people(session, incident)
         checks, min_days = rule_checks(session, incident, outcome.unreachable, config)
-        inputs = {
-            "affected": outcome.affected,
-            "unreachable": outcome.unreachable,
-            "pending": outcome.pending,
-            "considered": [f"{c.regime}: {c.text}" for c in checks],
-        }
+        inputs = _inputs(outcome, checks)
         kind = DecisionKind.WAIVED if waive else DecisionKind.FORCED
         _record_decision(
             session, incident, kind, not waive, [reason.strip()], inputs, min_days, actor
@@ -144,6 +133,17 @@ def rule_checks(
             )
             days.append(notice.min_public_notice_days or 0)
     return list(dict.fromkeys(checks)), max(days)
+
+
+def _inputs(outcome: ledger.PeopleOutcome, checks: list[ConditionCheck]) -> dict[str, Any]:
+    """What a decision looked at, for the record."""
+    return {
+        "affected": outcome.affected,
+        "reached": outcome.reached,
+        "unreachable": outcome.unreachable,
+        "pending": outcome.pending,
+        "considered": [f"{c.regime}: {c.text}" for c in checks],
+    }
 
 
 def _record_decision(

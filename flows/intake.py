@@ -164,14 +164,15 @@ def _counted_in_a_storm(session: Session) -> None:
     for the disk (PostgreSQL's asynchronous commit; a crash may lose the last few counts,
     never an incident). In a storm every request of the group takes the group's row lock
     in turn, so this is what sets the storm's pace."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _is_postgresql(session):
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def _claim(session: Session, signature: str) -> None:
     now = utcnow()
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    _sweep(session, now, postgresql=insert is postgresql_insert)
+    postgresql = _is_postgresql(session)
+    insert = postgresql_insert if postgresql else sqlite_insert
+    _sweep(session, now, postgresql=postgresql)
     claimed = session.scalar(
         insert(SeenSignature)
         .values(signature=signature, expires_at=now + 2 * REPLAY_WINDOW)
@@ -180,6 +181,11 @@ def _claim(session: Session, signature: str) -> None:
     )
     if claimed is None:
         raise ReplayedAlert("this signed alert was received before")
+
+
+def _is_postgresql(session: Session) -> bool:
+    """Upserts and asynchronous commits are spelled per backend."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _sweep(session: Session, now: datetime, *, postgresql: bool) -> None:
@@ -193,7 +199,7 @@ def _sweep(session: Session, now: datetime, *, postgresql: bool) -> None:
 
 def _locked_group(session: Session, source: str, fingerprint: str, alert: Alert) -> AlertGroup:
     """The group, created if missing, locked until the transaction ends."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = postgresql_insert if _is_postgresql(session) else sqlite_insert
     session.execute(
         insert(AlertGroup)
         .values(

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 #: Incidents, alerts and notices are small; a file of affected people may be large.
 DEFAULT_LIMIT = 1 << 20  # 1 MiB
 UPLOAD_LIMIT = 512 << 20  # 512 MiB, for subjects imports
+EVIDENCE_LIMIT = 50 << 20  # 50 MiB: a runbook step's evidence (logs, screenshots, a disk hash)
 PUBLIC_LIMIT = 64 << 10  # 64 KiB: what anyone on the internet may send us
 
 
@@ -29,6 +30,8 @@ class BodyLimit:
         limit = self.limit
         if path.endswith("/subjects"):
             limit = UPLOAD_LIMIT
+        elif path.endswith("/evidence"):
+            limit = EVIDENCE_LIMIT
         elif path in ("/report", "/api/v1/reports"):
             limit = PUBLIC_LIMIT
         length = dict(scope["headers"]).get(b"content-length")

@@ -219,36 +219,32 @@ def serve(
 ) -> None:
     """Serve the API (/api/v1, keys: breach keys create), alert intake, provider status
     callbacks, the notice pages that SMS and push link to, the announcement site (/site/)
-    and the report page (/report); and run the deadline watchdog on a schedule."""
+    and the report page (/report); and run the deadline watchdog on a schedule.
+
+    With a Prefect server (PREFECT_API_URL) this process also serves the deployments
+    incident_response/breachflow and deadline_watchdog/breachflow (on its schedule)."""
+    import threading
+
     import uvicorn
+    from prefect.settings import get_current_settings
 
     from api.app import create_app
+    from flows import deployments
 
-    if watchdog_every > 0:
-        _watch_in_background(watchdog_every)
+    server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
     console.print(f"Serving on http://{host}:{port} (public URL: {runtime.settings().public_url})")
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
-
-
-def _watch_in_background(every: float) -> None:
-    """The watchdog beside the server: one check every ``every`` seconds, for as long as the
-    server runs. A check that fails is reported and the next one runs on time."""
-    import threading
-    import time
-
-    from flows.watchdog import deadline_watchdog
-
-    def loop() -> None:
-        while True:
-            try:
-                run = deadline_watchdog()
-                for alert in run.alerts:
-                    console.print(f"watchdog: {alert.incident_key} {alert.deadline} {alert.level}")
-            except Exception as exc:
-                errors.print(f"watchdog check failed: {type(exc).__name__}: {exc}")
-            time.sleep(every)
-
-    threading.Thread(target=loop, name="deadline-watchdog", daemon=True).start()
+    if not deployments.use_deployments():
+        if watchdog_every > 0:
+            deployments.watch_in_background(watchdog_every, errors.print)
+        server.run()
+        return
+    threading.Thread(target=server.run, name="http", daemon=True).start()
+    console.print(
+        f"Serving deployments {deployments.RESPONSE}"
+        + (f" and {deployments.WATCHDOG} (every {watchdog_every:g} s)" if watchdog_every else "")
+        + f" on the Prefect server at {get_current_settings().api.url}"
+    )
+    deployments.serve_deployments(watchdog_every)
 
 
 app.command()(review.show)

@@ -74,7 +74,7 @@ def approve(
     """Approve the notice texts and the decision to notify, then continue the response."""
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key, lock=True)
-        step_id = runbooks.approve(session, incident, gate, actor(), note)
+        step_id = runbooks.approve(session, incident, gate, actor(), note).step
     console.print(f"{key.upper()}: {gate} approved ({step_id}) by {actor()}.")
     if run:
         from cli.common import print_summary

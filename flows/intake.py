@@ -131,10 +131,27 @@ def receive(source: str, alert: Alert, signature: str | None = None) -> Intake:
             group.received,
         )
     if result.action == "declared" and result.incident:
-        from flows.runs import start_in_background
-
-        start_in_background(result.incident, f"alert:{source}")
+        _start_response(result.incident, source, fingerprint)
     return result
+
+
+def _start_response(incident_key: str, source: str, fingerprint: str) -> None:
+    """Start the declared incident's response. The alert is already recorded, so a start that
+    cannot be made goes on the timeline for a person to act on, not back to the sender
+    (whose retry would only be counted as a duplicate)."""
+    from flows.deployments import start_response
+
+    try:
+        start_response(incident_key, f"alert:{source}", f"{incident_key}:declared:{fingerprint}")
+    except InvalidInput as exc:
+        with database().unit_of_work() as session:
+            record(
+                session,
+                commands.get_incident(session, incident_key),
+                EventKind.RUN_FAILED,
+                f"alert:{source}",
+                {"reason": f"the response could not start: {exc}"},
+            )
 
 
 def _count_if_open(session: Session, source: str, fingerprint: str) -> Intake | None:

@@ -175,15 +175,16 @@ def mark_done(
     return row
 
 
-def approve(session: Session, incident: Incident, gate: str, actor: str, note: str | None) -> str:
-    """A named person's approval for ``gate`` (``notice``); returns the step it completes."""
+def approve(
+    session: Session, incident: Incident, gate: str, actor: str, note: str | None
+) -> StepDone:
+    """A named person's approval for ``gate`` (``notice``): the step it completes."""
     if gate not in GATES:
         raise InvalidInput(f"nothing to approve called {gate!r}; gates: {', '.join(GATES)}")
     step = gate_step(GATES[gate])
     if step is None:
         raise InvalidInput(f"no runbook step gates {GATES[gate]}: nothing to approve")
-    mark_done(session, incident, step.id, actor, note=note)
-    return step.id
+    return mark_done(session, incident, step.id, actor, note=note)
 
 
 def gate_step(flow_step: str) -> Step | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from datetime import datetime
 from typing import Any
 
@@ -128,16 +126,3 @@ def summarize(incident_key: str, since: datetime | None = None) -> ResponseSumma
         notice_deadline=incident.notice_deadline,
         last_sent_at=last_sent,
     )
-
-
-def start_in_background(incident_key: str, requested_by: str) -> None:
-    """Run the response in a thread of this process (the embedded default), for callers
-    that must not wait for it: the API and alert intake. A failed run is on the timeline
-    (``run.failed``) with its reason; the thread has nobody to raise to."""
-    from flows.incident import incident_response
-
-    def run() -> None:
-        with contextlib.suppress(Exception):
-            incident_response(incident_key, requested_by=requested_by)
-
-    threading.Thread(target=run, name=f"run-{incident_key}", daemon=True).start()

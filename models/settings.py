@@ -164,6 +164,14 @@ class Settings(BaseSettings):
         description="Flow steps that wait for a person's approval ([] turns gates off).",
     )
 
+    prefect_deployments: bool | None = Field(
+        default=None,
+        description=(
+            "Start unattended runs as Prefect deployment runs served by `breach serve`"
+            " (default: when PREFECT_API_URL names a Prefect server)."
+        ),
+    )
+
     # The deadline watchdog (flows/watchdog.py): when to warn, and whom.
     watchdog_levels: list[float] = Field(
         default_factory=lambda: [0.5, 0.75, 0.9],

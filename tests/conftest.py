@@ -87,6 +87,9 @@ def settings(
     monkeypatch.setenv("BREACH_DATA_KEY", generate_key())
     # Tests of the response run it through; the approval gate has tests of its own.
     monkeypatch.setenv("BREACH_APPROVAL_GATES", "[]")
+    # The test server is a Prefect server, but nothing serves deployments on it: unattended
+    # runs go to threads, except in the test of `breach serve` with deployments.
+    monkeypatch.setenv("BREACH_PREFECT_DEPLOYMENTS", "false")
     runtime.reset()
     yield runtime.settings()
     runtime.reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -76,6 +77,12 @@ ROUTES = [
     ("GET", "/api/v1/incidents/{key}/timeline", READ, {}),
     ("GET", "/api/v1/incidents/{key}/runbook", READ, {}),
     ("POST", "/api/v1/incidents/{key}/runbook/{step}", STEPS, {"json": {}}),
+    (
+        "POST",
+        "/api/v1/incidents/{key}/runbook/{step}/evidence",
+        STEPS,
+        {"params": {"filename": "log.txt"}, "content": b"x"},
+    ),
     ("POST", "/api/v1/incidents/{key}/approvals/{gate}", APPROVE, {"json": {}}),
     (
         "POST",
@@ -218,3 +225,35 @@ def test_errors_are_problem_details_and_bodies_have_a_size_limit(api):
         "/api/v1/incidents", content=chunks(), headers={"Content-Type": "application/json"}
     )
     assert streamed.status_code == 413
+
+
+@SQLITE_ONLY
+def test_on_call_marks_a_step_done_with_its_evidence_uploaded_and_hashed(api, settings):
+    server, tokens = api
+    key = _declare(server, tokens[Role.ADMIN])
+    oncall = _client(server, tokens[Role.ONCALL])
+    step = f"/api/v1/incidents/{key}/runbook/containment-preserve-evidence"
+
+    without = oncall.post(step, json={"note": "imaged"})
+    assert without.status_code == 422 and "needs evidence" in without.json()["detail"]
+    for name in ("../../etc/passwd", ".hidden", "a/b.txt"):
+        refused = oncall.post(f"{step}/evidence", params={"filename": name}, content=b"x")
+        assert refused.status_code == 422, name
+
+    custody = b"disk image sha256 1f2e... taken 09:14 by carol\n"
+    done = oncall.post(
+        f"{step}/evidence",
+        params={"filename": "custody log.txt", "note": "disk imaged"},
+        content=custody,
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["evidence_sha256"] == hashlib.sha256(custody).hexdigest()
+    kept = settings.home / "evidence" / key / "containment-preserve-evidence-custody log.txt"
+    assert kept.read_bytes() == custody
+    events = oncall.get(f"/api/v1/incidents/{key}/timeline").json()["items"]
+    marked = [e for e in events if e["kind"] == "runbook.step_done"]
+    assert marked[-1]["actor"] == "api-key:oncall-key"
+    assert marked[-1]["payload"]["evidence_sha256"] == hashlib.sha256(custody).hexdigest()
+
+    big = oncall.post(f"{step}/evidence", params={"filename": "big.bin"}, content=b"x" * (51 << 20))
+    assert big.status_code == 413

@@ -9,11 +9,12 @@ timeline with the calling key's name as the actor.
 from __future__ import annotations
 
 import tempfile
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import READERS, RESPONDERS, Caller, allow
 from flows.announce import announcement_status
 from flows.assessment import check_data_categories
-from flows.runs import start_in_background
+from flows.deployments import start_response
 from flows.runtime import database, settings, vault
 from models import commands, ledger
 from models.assessment import latest_assessment
@@ -227,14 +228,31 @@ def _import(key: str, path: Path, who: Caller) -> dict[str, Any]:
 
 
 @router.post("/{key}/runs", status_code=202)
-async def run(key: str, who: Caller = allow(RESPONDERS)) -> dict[str, str]:
+async def run(
+    key: str,
+    who: Caller = allow(RESPONDERS),
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Repeat it on a retry: one run is started per key (with a Prefect server).",
+        ),
+    ] = None,
+) -> dict[str, str]:
     """Start the response flow in the background; follow it on the timeline."""
     await _with_incident(key, _ready_to_run)
-    start_in_background(key.upper(), who.actor)
+    incident_key = key.upper()
+    started = await run_in_threadpool(
+        start_response,
+        incident_key,
+        who.actor,
+        f"{incident_key}:run:{idempotency_key or uuid.uuid4()}",
+    )
     return {
-        "incident": key.upper(),
+        "incident": incident_key,
         "status": "started",
-        "timeline": f"{router.prefix}/{key.upper()}/timeline",
+        "run": started,
+        "timeline": f"{router.prefix}/{incident_key}/timeline",
     }
 
 

@@ -7,15 +7,17 @@ admins, and continues the response in the background.
 
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import READERS, Caller, allow
 from flows import runbook as runbooks
-from flows.runs import start_in_background
+from flows.deployments import start_response
 from flows.runtime import database
 from models import commands
 from models.apikey import Role
@@ -25,6 +27,8 @@ router = APIRouter(prefix="/api/v1/incidents/{key}", tags=["runbook"])
 
 STEP_TAKERS = frozenset({Role.ADMIN, Role.ONCALL, Role.RESPONDER})
 APPROVERS = frozenset({Role.ADMIN, Role.ONCALL})
+#: An evidence file's name: a plain name, no path, not hidden.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
 
 
 class Note(BaseModel):
@@ -68,7 +72,7 @@ async def checklist(key: str, who: Caller = allow(READERS)) -> dict[str, Any]:
 async def step_done(
     key: str, step: str, body: Note, who: Caller = allow(STEP_TAKERS)
 ) -> dict[str, Any]:
-    """Mark a step done (steps that need evidence are marked with the CLI: --evidence)."""
+    """Mark a step done (a step that needs evidence: ``…/evidence``)."""
 
     def work() -> dict[str, Any]:
         with database().unit_of_work() as session:
@@ -79,16 +83,50 @@ async def step_done(
     return await run_in_threadpool(work)
 
 
+@router.post("/runbook/{step}/evidence")
+async def step_done_with_evidence(
+    key: str,
+    step: str,
+    request: Request,
+    filename: Annotated[str, Query(min_length=1, max_length=200, pattern=SAFE_NAME)],
+    note: Annotated[str | None, Query(max_length=5000)] = None,
+    who: Caller = allow(STEP_TAKERS),
+) -> dict[str, Any]:
+    """Mark a step done with its evidence: the file is the request body (up to 50 MiB),
+    kept beside the record under ``filename`` and hashed on the timeline."""
+    with tempfile.TemporaryDirectory() as folder:
+        evidence = Path(folder) / filename
+        with evidence.open("wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+
+        def work() -> dict[str, Any]:
+            with database().unit_of_work() as session:
+                incident = commands.get_incident(session, key, lock=True)
+                row = runbooks.mark_done(
+                    session, incident, step, who.actor, note=note, evidence=evidence
+                )
+                return {
+                    "step": row.step,
+                    "done_at": row.done_at,
+                    "done_by": row.done_by,
+                    "evidence_sha256": row.evidence_sha256,
+                }
+
+        return await run_in_threadpool(work)
+
+
 @router.post("/approvals/{gate}", status_code=202)
 async def approve(key: str, gate: str, body: Note, who: Caller = allow(APPROVERS)) -> Any:
     """Approve (``notice``) and continue the response in the background."""
 
-    def work() -> str:
+    def work() -> dict[str, str]:
         with database().unit_of_work() as session:
             incident = commands.get_incident(session, key, lock=True)
-            runbooks.approve(session, incident, gate, who.actor, body.note)
-            return incident.key
+            approval = runbooks.approve(session, incident, gate, who.actor, body.note)
+            incident_key, given = incident.key, approval.done_at.isoformat()
+        # One approval, one run: a retried request is a new approval, a retried start is not.
+        run = start_response(incident_key, who.actor, f"{incident_key}:approved:{gate}:{given}")
+        return {"incident": incident_key, "approved": gate, "status": "continuing", "run": run}
 
-    incident_key = await run_in_threadpool(work)
-    start_in_background(incident_key, who.actor)
-    return {"incident": incident_key, "approved": gate, "status": "continuing"}
+    return await run_in_threadpool(work)

@@ -1,0 +1,128 @@
+"""`breach serve` with a Prefect server: the response and the watchdog as served deployments.
+
+A real `breach serve` process against the session's Prefect test server: it registers both
+deployments and runs what the server hands it, each flow run in a child process as Prefect's
+runner does. An approval given over the API becomes a deployment run that notifies and
+closes the incident; a repeated run request with one idempotency key is one run; and a
+scheduled watchdog run warns about the overdue deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from uuid import UUID
+
+import httpx
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.states import Scheduled
+
+from flows import deployments, runtime
+from flows.incident import incident_response
+from models import commands
+from models.apikey import Role, create_key
+from tests.conftest import BREACH, free_port
+from tests.factories import people, seed_incident
+from tests.test_incident_flow import timeline_kinds
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 120) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def served(settings, prefect_api, monkeypatch) -> Iterator[str]:
+    """`breach serve` with deployments on (chosen by PREFECT_API_URL alone), gates on."""
+    monkeypatch.setenv("BREACH_APPROVAL_GATES", '["notify"]')
+    monkeypatch.delenv("BREACH_PREFECT_DEPLOYMENTS")
+    runtime.reset()
+    port = free_port()
+    env = os.environ | {"PREFECT_API_URL": prefect_api, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    server = subprocess.Popen(
+        [BREACH, "serve", "--port", str(port), "--watchdog-every", "3600"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with get_client(sync_client=True) as prefect:
+            for name in (deployments.RESPONSE, deployments.WATCHDOG):
+                wait_for(name, lambda name=name: _deployment(prefect, name), timeout=90)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+        print(output)  # shown when the test fails
+
+
+def _deployment(prefect, name: str):  # type: ignore[no-untyped-def]
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return prefect.read_deployment_by_name(name)
+    except ObjectNotFound:
+        return None
+
+
+def test_served_deployments_run_the_watchdog_on_schedule_and_the_response_on_approval(db, served):
+    key = seed_incident(db, runtime.settings(), people(4), aware_days_ago=2)
+    waiting = incident_response(key, requested_by="test")  # assessed, stopped at the gate
+    assert waiting.state == "assessed" and waiting.waiting_for
+    with db.unit_of_work() as session:
+        oncall = create_key(session, "oncall-1", Role.ONCALL, "test")
+        responder = create_key(session, "responder-1", Role.RESPONDER, "test")
+
+    with get_client(sync_client=True) as prefect:
+        watchdog = prefect.read_deployment_by_name(deployments.WATCHDOG)
+        assert watchdog.schedules[0].schedule.interval.total_seconds() == 3600
+        # What a Prefect server's scheduler service does at each interval (the test server
+        # runs no services, and its /schedule endpoint fails on this SQLAlchemy): a run in
+        # state Scheduled, which the served runner picks up.
+        prefect.create_flow_run_from_deployment(watchdog.id, state=Scheduled())
+        wait_for(
+            "the scheduled watchdog's warning",
+            lambda: "deadline.warning" in timeline_kinds(db, key),
+        )
+
+        api = httpx.Client(base_url=served, timeout=30)
+        started = timeline_kinds(db, key).count("run.started")
+        # A retried request with the same idempotency key is the same run, not another one.
+        runs = [
+            api.post(
+                f"/api/v1/incidents/{key}/runs",
+                headers={"Authorization": f"Bearer {responder}", "Idempotency-Key": "retry-1"},
+            )
+            for _ in range(2)
+        ]
+        assert [r.status_code for r in runs] == [202, 202]
+        assert runs[0].json()["run"] == runs[1].json()["run"]
+        retried = UUID(runs[0].json()["run"].removeprefix("prefect flow run "))
+        wait_for("the retried run", lambda: prefect.read_flow_run(retried).state.is_final())
+        kinds = timeline_kinds(db, key)
+        assert kinds.count("run.started") == started + 1  # one run for the two requests
+        assert "notices.queued" not in kinds  # and it stopped at the gate again
+
+        approved = api.post(
+            f"/api/v1/incidents/{key}/approvals/notice",
+            json={"note": "texts checked"},
+            headers={"Authorization": f"Bearer {oncall}"},
+        )
+        assert approved.status_code == 202, approved.text
+        run_id = UUID(approved.json()["run"].removeprefix("prefect flow run "))
+        response = prefect.read_deployment_by_name(deployments.RESPONSE)
+        assert prefect.read_flow_run(run_id).deployment_id == response.id
+        wait_for("the approved run", lambda: prefect.read_flow_run(run_id).state.is_final())
+        assert prefect.read_flow_run(run_id).state.is_completed()
+        assert timeline_kinds(db, key).count("notices.queued") == 1
+        with db.unit_of_work() as session:
+            assert commands.get_incident(session, key).state == "closed"

@@ -164,6 +164,12 @@ class Settings(BaseSettings):
         description="Flow steps that wait for a person's approval ([] turns gates off).",
     )
 
+    serve_threads: int = Field(
+        default=8,
+        ge=1,
+        le=200,
+        description="Worker threads `breach serve` gives database work (bench/intake.py).",
+    )
     prefect_deployments: bool | None = Field(
         default=None,
         description=(

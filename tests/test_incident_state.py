@@ -16,7 +16,7 @@ from models.timeline import EventKind, TimelineEvent
 
 S = IncidentState
 HAPPY_PATH = [S.DECLARED, S.ASSESSED, S.NOTIFYING, S.NOTIFIED, S.REPORTED, S.CLOSED]
-LEGAL = [(state, target) for state, targets in TRANSITIONS.items() for target in targets]
+LEGAL = sorted((state, target) for state, targets in TRANSITIONS.items() for target in targets)
 ILLEGAL = [
     (state, target)
     for state in IncidentState

@@ -13,6 +13,7 @@ from api import problems
 from api.callbacks import router as callbacks
 from api.limits import BodyLimit
 from api.notices import router as notices
+from api.pages import router as pages
 from api.public import router as public
 from api.v1.alerts import router as alerts
 from api.v1.incidents import router as incidents
@@ -47,6 +48,7 @@ def create_app() -> FastAPI:
     app.include_router(callbacks)
     app.include_router(notices)
     app.include_router(public)
+    app.include_router(pages)  # /ui: the compliance pages
     # The public announcements (flows/announce.py), when no other web server has them.
     site = settings().site
     site.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from cli import assessing, reporting, review, runbook, triage
+from cli import assessing, export, reporting, review, runbook, triage
 from cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
 from cli.keys import keys_app
 from cli.triage import alerts_app, public_app
@@ -250,6 +250,7 @@ def serve(
 app.command()(review.show)
 app.command("list")(review.list_incidents)
 app.command()(review.timeline)
+app.command()(export.export)
 app.command()(runbook.runbook)
 app.command()(runbook.step)
 app.command()(runbook.approve)

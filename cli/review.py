@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,7 +18,7 @@ from flows.runbook import waiting_for
 from models import commands, ledger
 from models.incident import Incident
 from models.regulator_report import reports
-from models.timeline import TimelineEvent, verify_chain
+from models.timeline import TimelineEvent, brief, verify_chain
 
 
 def show(key: Key) -> None:
@@ -141,22 +142,44 @@ def timeline(
     )  # fmt: skip
     for e in events:
         happened = "" if e.occurred_at == e.recorded_at else fmt(e.occurred_at)
-        table.add_row(str(e.seq), happened, fmt(e.recorded_at), e.actor, e.kind, _brief(e.payload))
+        details = brief(e.payload, 200)
+        table.add_row(str(e.seq), happened, fmt(e.recorded_at), e.actor, e.kind, details)
     console.print(table)
 
 
-def _brief(payload: dict) -> str:
-    """``key=value, …`` on one line; the full payload is in ``--json``."""
-    parts = []
-    for name, value in payload.items():
-        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        parts.append(f"{name}={shown}")
-    text = ", ".join(parts)
-    return text if len(text) <= 200 else text[:199] + "…"
+def audit_verify(
+    key: Annotated[
+        str | None,
+        typer.Argument(metavar="KEY", help="Incident key, e.g. INC-2026-0001 (or --bundle)."),
+    ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(help="Check an exported bundle (breach export --format bundle) offline."),
+    ] = None,
+    head: Annotated[
+        str | None,
+        typer.Option(
+            help="With --bundle: the head hash `breach export` printed (or the export.written"
+            " event shows); the bundle must end there."
+        ),
+    ] = None,
+) -> None:
+    """Recompute the timeline's hash chain; exit 1 at the first broken event.
 
-
-def audit_verify(key: Key) -> None:
-    """Recompute the timeline's hash chain; exit 1 at the first broken event."""
+    With --bundle, no database is used: every file's SHA-256 is checked against the
+    bundle's manifest and its timeline's chain against the head the manifest records.
+    """
+    if (key is None) == (bundle is None):
+        raise typer.BadParameter(
+            "give an incident key or --bundle FILE (one of them, not both)",
+            param_hint="KEY / --bundle",
+        )
+    if bundle is not None:
+        _verify_bundle(bundle, head)
+        return
+    if head is not None:
+        raise typer.BadParameter("--head goes with --bundle", param_hint="--head")
+    assert key is not None
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
         check = verify_chain(session, incident)
@@ -168,4 +191,24 @@ def audit_verify(key: Key) -> None:
     errors.print(
         f"[red]{incident.key}: timeline BROKEN at event {check.broken_at}[/]: {check.reason}"
     )
+    raise typer.Exit(1)
+
+
+def _verify_bundle(path: Path, head: str | None) -> None:
+    """Print what a bundle's check found; exit 1 on any problem."""
+    from flows.export import verify_bundle
+
+    check = verify_bundle(path, head)
+    if check.ok:
+        console.print(
+            f"{path}: bundle of {check.incident} verified: files match the manifest "
+            f"({check.files}); "
+            f"timeline {check.events} events, head {check.head or '— (no events)'}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    errors.print(f"[red]{path}: bundle does NOT verify[/]", highlight=False, soft_wrap=True)
+    for problem in check.problems:
+        errors.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(1)

@@ -13,8 +13,9 @@ last run give one warning, at the highest.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 
 from prefect import flow
 from sqlalchemy import select
@@ -22,11 +23,12 @@ from sqlalchemy.orm import Session
 
 from flows.reporting import recipient_of
 from flows.runtime import database, settings
+from models import ledger
 from models.assessment import latest_assessment
 from models.base import utcnow
 from models.delivery import Channel, DeliveryStatus, OutboundMessage
 from models.incident import Incident, IncidentState
-from models.regulator_report import ReportState, reports
+from models.regulator_report import RegulatorReport, ReportState, reports
 from models.settings import Settings
 from models.timeline import EventKind, record
 from models.watchdog import DeadlineWarning
@@ -91,35 +93,102 @@ def deadline_watchdog() -> WatchdogRun:
     return WatchdogRun(given, undelivered)
 
 
-def open_deadlines(session: Session, incident: Incident) -> list[OpenDeadline]:
-    """The incident's fixed deadlines that are not met yet."""
+class DeadlineState(StrEnum):
+    """Where an obligation stands against its deadline, as compliance reads it."""
+
+    MET = "met"  # on time (or it had no fixed deadline)
+    MET_LATE = "met late"
+    ON_TRACK = "pending"
+    AT_RISK = "at risk"  # past a watchdog level: on-call has been warned
+    OVERDUE = "overdue"
+    OPEN = "no fixed deadline"  # not met yet, and the law gives no instant
+    UNTRACKED = "not tracked"  # media and others: no state of ours says when it is met
+
+
+@dataclass(frozen=True)
+class DeadlineStatus:
+    obligation: Obligation
+    recipient: str
+    state: DeadlineState
+    starts_at: datetime
+    met_at: datetime | None = None
+    late_reason: str | None = None  # a late report's reasons for delay (F11)
+
+    @property
+    def name(self) -> str:
+        o = self.obligation
+        return f"{o.regime} {o.audience} {o.phase}"
+
+    @property
+    def open(self) -> bool:
+        """Not met and due at a fixed instant: what the watchdog watches."""
+        return self.state in (DeadlineState.ON_TRACK, DeadlineState.AT_RISK, DeadlineState.OVERDUE)
+
+
+def deadline_statuses(
+    session: Session, incident: Incident, now: datetime | None = None
+) -> list[DeadlineStatus]:
+    """Every applicable obligation of the latest assessment with where it stands: the
+    notice to individuals is met when notification has finished (at the last notice
+    sent), a regulator's when its report is submitted (late ones give their reasons)."""
     assessment = latest_assessment(session, incident.id)
     if assessment is None:
         return []
-    filed = {
-        (r.regime, r.recipient, r.phase) for r in reports(session, incident.id) if r.state in FILED
-    }
+    now = now or utcnow()
+    levels = settings().watchdog_levels
+    filed: dict[tuple[str, str, str], RegulatorReport] = {}
+    for report in reports(session, incident.id):  # oldest first: the first filing counts
+        if report.state in FILED:
+            filed.setdefault((report.regime, report.recipient, report.phase), report)
+    notified = incident.has_reached(IncidentState.NOTIFIED)
+    last_sent = ledger.last_sent_at(session, incident) if notified else None
     found = []
     for obligation in map(Obligation.model_validate, assessment.obligations):
-        if not obligation.applies or obligation.deadline is None:
+        if not obligation.applies:
             continue
+        recipient = recipient_of(obligation)
+        starts_at = obligation.starts_at or incident.aware_at
+        status = DeadlineStatus(obligation, recipient, DeadlineState.UNTRACKED, starts_at)
         if obligation.audience == "individuals":
-            if incident.has_reached(IncidentState.NOTIFIED):
-                continue
+            met = notified
+            at, reason = last_sent, None
         elif obligation.audience == "regulator":
-            if (obligation.regime, recipient_of(obligation), obligation.phase) in filed:
-                continue
+            report = filed.get((obligation.regime, recipient, obligation.phase))
+            met = report is not None
+            at, reason = (report.submitted_at, report.delay_reason) if report else (None, None)
         else:
-            continue  # media and others: not tracked by a state of ours yet
-        found.append(
-            OpenDeadline(
-                incident_key=incident.key,
-                name=f"{obligation.regime} {obligation.audience} {obligation.phase}",
-                starts_at=obligation.starts_at or incident.aware_at,
-                due_at=obligation.deadline,
-            )
-        )
+            found.append(status)
+            continue
+        found.append(_met(status, at, reason) if met else _pending(status, now, levels))
     return found
+
+
+def _met(status: DeadlineStatus, at: datetime | None, reason: str | None) -> DeadlineStatus:
+    due_at = status.obligation.deadline
+    late = due_at is not None and at is not None and at > due_at
+    state = DeadlineState.MET_LATE if late else DeadlineState.MET
+    return replace(status, state=state, met_at=at, late_reason=reason if late else None)
+
+
+def _pending(status: DeadlineStatus, now: datetime, levels: list[float]) -> DeadlineStatus:
+    due_at = status.obligation.deadline
+    if due_at is None:
+        return replace(status, state=DeadlineState.OPEN)
+    level = OpenDeadline("", status.name, status.starts_at, due_at).level(now, levels)
+    if level == OVERDUE:
+        state = DeadlineState.OVERDUE
+    else:
+        state = DeadlineState.AT_RISK if level else DeadlineState.ON_TRACK
+    return replace(status, state=state)
+
+
+def open_deadlines(session: Session, incident: Incident) -> list[OpenDeadline]:
+    """The incident's fixed deadlines that are not met yet."""
+    return [
+        OpenDeadline(incident.key, s.name, s.starts_at, s.obligation.deadline)
+        for s in deadline_statuses(session, incident)
+        if s.open and s.obligation.deadline is not None
+    ]
 
 
 def _first_time(

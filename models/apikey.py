@@ -69,10 +69,17 @@ def authenticate(session: Session, token: str) -> ApiKey | None:
     prefix, _, secret = rest.partition("_")
     if scheme != "bf" or not prefix or not secret:
         return None
-    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if key is None or key.revoked_at is not None:
+    key = live_key(session, prefix)
+    if key is None:
         return None
     return key if hmac.compare_digest(key.secret_sha256, _digest(secret)) else None
+
+
+def live_key(session: Session, prefix: str) -> ApiKey | None:
+    """The key with ``prefix`` unless it is revoked: what a session made from a key checks
+    on every request, so revoking the key ends its sessions too."""
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    return None if key is None or key.revoked_at is not None else key
 
 
 def revoke_key(session: Session, name: str, actor: str) -> ApiKey:

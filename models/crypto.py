@@ -49,6 +49,11 @@ class Vault:
             _derive(master_key, b"breachflow key check"), b"fingerprint", hashlib.sha256
         ).hexdigest()[:32]
 
+    def subkey(self, purpose: str) -> bytes:
+        """A key of its own for ``purpose`` (e.g. signing the pages' sessions): derived, so
+        nothing made with it can be turned into the encryption or index keys."""
+        return _derive(self.master_key, f"breachflow {purpose}".encode())
+
     def encrypt(self, column: str, value: str | None) -> bytes | None:
         if value is None:
             return None

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from models.base import utcnow
@@ -557,12 +557,9 @@ def last_sent_at(session: Session, incident: Incident) -> datetime | None:
     )
 
 
-def unreachable_reasons(session: Session, incident: Incident) -> dict[str, int]:
-    """Why people could not be reached on any channel, most common first.
-
-    The reason is that of each unreachable person's last row, which lists the channels
-    tried or skipped; reasons hold no contact details.
-    """
+def _left_without_channel() -> ColumnElement[bool]:
+    """A ``failed_permanent`` row that is its person's last: no channel was opened after it,
+    and nothing else of theirs is still in play. Its person is unreachable."""
     other = aliased(Notification)
     still_in_play = (
         select(other.id)
@@ -573,14 +570,67 @@ def unreachable_reasons(session: Session, incident: Incident) -> dict[str, int]:
         )
         .exists()
     )
+    return and_(Notification.state == State.FAILED_PERMANENT, ~still_in_play)
+
+
+def unreachable_reasons(session: Session, incident: Incident) -> dict[str, int]:
+    """Why people could not be reached on any channel, most common first.
+
+    The reason is that of each unreachable person's last row, which lists the channels
+    tried or skipped; reasons hold no contact details.
+    """
     rows = session.execute(
         select(Notification.last_error, func.count())
-        .where(
-            Notification.incident_id == incident.id,
-            Notification.state == State.FAILED_PERMANENT,
-            ~still_in_play,
-        )
+        .where(Notification.incident_id == incident.id, _left_without_channel())
         .group_by(Notification.last_error)
         .order_by(func.count().desc())
     ).all()
     return {reason or "unknown": n for reason, n in rows}
+
+
+@dataclass(frozen=True)
+class ChannelFunnel:
+    """What became of the notices put on one channel, as a funnel: every row ``queued``
+    on it was ``sent`` (and maybe ``delivered``), is still ``in_progress``, or ``failed``
+    for good, after which its person ``fell_back`` to their next channel or was left
+    ``unreachable``. Rows, not people: a person who fell back counts on each channel."""
+
+    channel: str
+    queued: int
+    in_progress: int
+    sent: int
+    delivered: int
+    failed: int
+    fell_back: int
+    unreachable: int
+
+
+def funnel(session: Session, incident: Incident) -> list[ChannelFunnel]:
+    """Per channel, in the default chain's order; ``none`` (people no channel could be
+    tried for), last, counts them as queued and unreachable at once."""
+    order = [*Channel, NO_CHANNEL]
+    states = channel_counts(session, incident)
+    unreachable = dict(
+        session.execute(
+            select(Notification.channel, func.count())
+            .where(Notification.incident_id == incident.id, _left_without_channel())
+            .group_by(Notification.channel)
+        ).all()
+    )
+    rows = []
+    for channel, by_state in sorted(states.items(), key=lambda item: order.index(item[0])):
+        failed = by_state.get(State.FAILED_PERMANENT, 0)
+        left = unreachable.get(channel, 0)
+        rows.append(
+            ChannelFunnel(
+                channel=channel,
+                queued=sum(by_state.values()),
+                in_progress=sum(n for s, n in by_state.items() if s not in FINAL_STATES),
+                sent=sum(by_state.get(s, 0) for s in REACHED_STATES),
+                delivered=by_state.get(State.DELIVERED, 0),
+                failed=failed,
+                fell_back=failed - left,
+                unreachable=left,
+            )
+        )
+    return rows

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -61,6 +62,35 @@ class EventKind(StrEnum):
     AWAITING_APPROVAL = "approval.awaited"
     PURGE_SCHEDULED = "contacts.purge_scheduled"
     CONTACTS_PURGED = "contacts.purged"
+    #: A person's record, contact details included, shown to a named key (compliance pages).
+    CONTACTS_VIEWED = "contacts.viewed"
+    EXPORT_WRITTEN = "export.written"
+
+
+#: What an event's hash covers, besides the hash itself. An exported event carries exactly
+#: these fields and ``hash``, so anyone can recompute it with :func:`event_hash`.
+HASHED_FIELDS = (
+    "incident_id",
+    "seq",
+    "occurred_at",
+    "recorded_at",
+    "actor",
+    "kind",
+    "payload",
+    "prev_hash",
+)
+
+
+def event_hash(fields: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of an event's :data:`HASHED_FIELDS` (times already
+    in :func:`canonical_time` form).
+
+    The one definition of the encoding: the database check and the offline check of an
+    exported bundle both call it, so the two can never disagree about what a hash means.
+    """
+    body = {name: fields[name] for name in HASHED_FIELDS}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class TimelineEvent(Base):
@@ -78,22 +108,38 @@ class TimelineEvent(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
-    def computed_hash(self) -> str:
-        body = {
+    def hashed_fields(self) -> dict[str, Any]:
+        """The event as its hash sees it: times in canonical form."""
+        return {
             "incident_id": self.incident_id,
             "seq": self.seq,
-            "occurred_at": _canonical_time(self.occurred_at),
-            "recorded_at": _canonical_time(self.recorded_at),
+            "occurred_at": canonical_time(self.occurred_at),
+            "recorded_at": canonical_time(self.recorded_at),
             "actor": self.actor,
             "kind": self.kind,
             "payload": self.payload,
             "prev_hash": self.prev_hash,
         }
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def computed_hash(self) -> str:
+        return event_hash(self.hashed_fields())
+
+    def exported(self) -> dict[str, Any]:
+        """The event as an export carries it: what was hashed, and the hash stored."""
+        return {**self.hashed_fields(), "hash": self.hash}
 
 
-def _canonical_time(moment: datetime) -> str:
+def brief(payload: dict[str, Any], limit: int) -> str:
+    """An event's details as ``key=value, …`` on one line, cut at ``limit`` characters, for
+    tables (the terminal, the PDF export); the JSON forms carry the whole payload."""
+    text = ", ".join(
+        f"{name}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+        for name, value in payload.items()
+    )
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def canonical_time(moment: datetime) -> str:
     """UTC, to the microsecond: what every backend gives back, whatever offset came in."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -164,13 +210,63 @@ class ChainCheck:
     reason: str | None = None
 
 
-def verify_chain(session: Session, incident: Incident) -> ChainCheck:
-    """Recompute every hash from the first event on and report the first break."""
-    events = session.scalars(
-        select(TimelineEvent)
-        .where(TimelineEvent.incident_id == incident.id)
-        .order_by(TimelineEvent.seq)
-    )
+class ChainedEvent(Protocol):
+    """What a chain check needs of an event: a stored row or one read from an export."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    def computed_hash(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class DetachedEvent:
+    """An event read back from an export (no database): its hashed fields and its hash."""
+
+    fields: Mapping[str, Any]
+    hash: str
+
+    @property
+    def seq(self) -> int:
+        return int(self.fields["seq"])
+
+    @property
+    def prev_hash(self) -> str:
+        return str(self.fields["prev_hash"])
+
+    def computed_hash(self) -> str:
+        return event_hash(self.fields)
+
+    @classmethod
+    def from_export(cls, data: object) -> DetachedEvent:
+        """Check the shape first, so a mangled export is reported, not a ``KeyError``."""
+        if not isinstance(data, dict):
+            raise ValueError("is not a JSON object")
+        missing = [name for name in (*HASHED_FIELDS, "hash") if name not in data]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        if type(data["seq"]) is not int:
+            raise ValueError("has a seq that is not a whole number")
+        if not all(isinstance(data[name], str) for name in ("prev_hash", "hash")):
+            raise ValueError("has a hash that is not text")
+        return cls({name: data[name] for name in HASHED_FIELDS}, data["hash"])
+
+
+def check_chain(
+    events: Iterable[ChainedEvent],
+    length: int,
+    head: str | None,
+    *,
+    recorded_by: str = "incident",
+) -> ChainCheck:
+    """Recompute every hash from the first event on and report the first break.
+
+    ``length`` and ``head`` are what ``recorded_by`` (the incident row, an export's
+    manifest) says the chain ends with, so a deleted tail shows too.
+    """
     previous, count = GENESIS, 0
     for count, entry in enumerate(events, start=1):
         if entry.seq != count:
@@ -180,12 +276,26 @@ def verify_chain(session: Session, incident: Incident) -> ChainCheck:
         if entry.computed_hash() != entry.hash:
             return ChainCheck(False, count, None, entry.seq, "content does not match its hash")
         previous = entry.hash
-    if count != incident.timeline_length or (count and previous != incident.timeline_head):
+    if count != length:
+        return ChainCheck(
+            False, count, None, count + 1, f"{recorded_by} records {length} events; {count} found"
+        )
+    if count and previous != head:
         return ChainCheck(
             False,
             count,
             None,
-            count + 1,
-            f"incident records {incident.timeline_length} events; {count} found",
+            count,
+            f"{recorded_by} records head {head}; the chain ends at {previous}",
         )
     return ChainCheck(True, count, previous if count else None)
+
+
+def verify_chain(session: Session, incident: Incident) -> ChainCheck:
+    """Recompute the incident's stored chain against the length and head on its row."""
+    events = session.scalars(
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident.id)
+        .order_by(TimelineEvent.seq)
+    )
+    return check_chain(events, incident.timeline_length, incident.timeline_head)

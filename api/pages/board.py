@@ -1,0 +1,75 @@
+"""``/ui/``: the board. Every incident with its nearest deadline not met yet."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.auth import Caller
+from api.pages.render import render
+from api.pages.session import page
+from api.pages.times import TONE, countdown, when
+from flows.runtime import database
+from flows.watchdog import DeadlineState, DeadlineStatus, deadline_statuses
+from models import commands
+from models.base import utcnow
+from models.incident import Incident
+
+router = APIRouter()
+
+
+@router.get("/")
+async def board(request: Request) -> Response:
+    def build(who: Caller) -> HTMLResponse:
+        now = utcnow()
+        with database().unit_of_work() as session:
+            incidents = session.scalars(select(Incident).order_by(Incident.id.desc())).all()
+            rows = [_board_row(session, incident, now) for incident in incidents]
+        return render("board", viewer=who, rows=rows, now=when(now))
+
+    return await page(request, build)
+
+
+def _board_row(session: Session, incident: Incident, now: datetime) -> dict[str, Any]:
+    return {
+        "key": incident.key,
+        "title": incident.title,
+        "state": str(incident.state),
+        "severity": str(incident.severity),
+        "people": commands.count_subjects(session, incident),
+        "nearest": _nearest(deadline_statuses(session, incident, now), incident, now),
+    }
+
+
+def _nearest(statuses: list[DeadlineStatus], incident: Incident, now: datetime) -> dict[str, Any]:
+    """The deadline that matters most: the earliest not met; else how they were met."""
+    waiting = sorted(
+        (s for s in statuses if s.open and s.obligation.deadline),
+        key=lambda s: s.obligation.deadline,  # type: ignore[arg-type, return-value]
+    )
+    if waiting:
+        first = waiting[0]
+        due = first.obligation.deadline
+        assert due is not None
+        return {
+            "tone": TONE[first.state],
+            "label": str(first.state),
+            "countdown": countdown(due, now),
+            "due": when(due),
+            "name": first.name
+            + (f", {first.recipient}" if first.obligation.audience == "regulator" else ""),
+            "more": len(waiting) - 1,
+        }
+    if incident.assessed_at is None or not statuses:
+        return {"tone": "muted", "label": "not assessed yet"}
+    late = [s for s in statuses if s.state is DeadlineState.MET_LATE]
+    if late:
+        return {"tone": "late", "label": f"{len(late)} met late"}
+    if any(s.state is DeadlineState.MET for s in statuses):
+        return {"tone": "met", "label": "all met"}
+    return {"tone": "open", "label": "no fixed deadline"}

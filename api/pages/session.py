@@ -1,0 +1,162 @@
+"""Who is looking: logging in with an API key, the session cookie, and the guard every page
+goes through.
+
+The browser holds a session cookie, never the key: ``<key prefix>.<expiry>.<HMAC>``, signed
+with a key derived from the data key and bound to the API key's stored digest. Every
+request looks the key up again, so revoking it (``breach keys revoke``) ends its sessions at
+once, and a restart or a second ``breach serve`` accepts the same cookie. The cookie is
+HttpOnly, SameSite=Strict (the only CSRF defence the two forms need: nothing else changes
+state) and Secure when ``BREACH_PUBLIC_URL`` is https.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import READERS, Caller
+from api.pages.render import HEADERS, render
+from flows.runtime import database, settings, vault
+from models.apikey import Role, authenticate, live_key
+from models.errors import BreachError, NotFound
+
+router = APIRouter()
+
+COOKIE = "breach_session"
+SESSION_SECONDS = 8 * 3600  # a working shift; log in again after
+
+
+# --- the guard ------------------------------------------------------------------------
+
+
+async def page(request: Request, build: Callable[[Caller], Response]) -> Response:
+    """Every page: a session or the login page; our errors as a page, not JSON."""
+    who = await viewer(request)
+    if who is None:
+        return to_login(request)
+    try:
+        return await run_in_threadpool(build, who)
+    except BreachError as exc:
+        status = 404 if isinstance(exc, NotFound) else 422
+        return render("error", status, viewer=who, message=str(exc))
+
+
+async def viewer(request: Request) -> Caller | None:
+    """Whose session the request carries, if any."""
+    return await run_in_threadpool(_session_caller, request.cookies.get(COOKIE))
+
+
+def to_login(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/ui/login?next={quote(here, safe='')}", 303, headers=HEADERS)
+
+
+# --- logging in and out -----------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_page(next: str | None = None) -> Response:
+    return render("login", next=_safe_next(next), error=None)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=5)
+    token = (form.get("key") or [""])[0][:200]
+    target = _safe_next((form.get("next") or [None])[0])
+    if not _same_origin(request):
+        return render("login", 403, next=target, error="Log in from this site's own page.")
+    cookie, error = await run_in_threadpool(_login_with, token)
+    if cookie is None:
+        return render("login", 401 if "unknown" in (error or "") else 403, next=target, error=error)
+    answer = RedirectResponse(target, 303, headers=HEADERS)
+    answer.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=SESSION_SECONDS,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
+        secure=settings().public_url.startswith("https://"),
+    )
+    return answer
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    answer = RedirectResponse("/ui/login", 303, headers=HEADERS)
+    if _same_origin(request):
+        answer.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
+    return answer
+
+
+def _safe_next(target: str | None) -> str:
+    """Only back to one of our pages: never an open redirect."""
+    if target and target.startswith("/ui/") and "//" not in target and "\\" not in target:
+        return target
+    return "/ui/"
+
+
+def _same_origin(request: Request) -> bool:
+    """A form posted from another site is refused (a login forced on someone else).
+
+    Browsers say where a request comes from in ``Sec-Fetch-Site``; ``Origin`` is ``null``
+    under our no-referrer policy, so it only counts for clients without fetch metadata.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return True
+    return origin.split("://", 1)[-1] == request.headers.get("host")
+
+
+# --- the cookie -----------------------------------------------------------------------
+
+
+def _login_with(token: str) -> tuple[str | None, str | None]:
+    """(cookie value, None) for a key that may read, else (None, what is wrong)."""
+    secret = _session_key()
+    with database().unit_of_work() as session:
+        key = authenticate(session, token.strip())
+        if key is None:
+            return None, "That key is unknown or revoked."
+        if Role(key.role) not in READERS:
+            return None, f"A {key.role} key cannot open these pages."
+        expires = int(time.time()) + SESSION_SECONDS
+        mac = _mac(secret, key.prefix, expires, key.secret_sha256)
+        return f"{key.prefix}.{expires}.{mac}", None
+
+
+def _session_caller(cookie: str | None) -> Caller | None:
+    """The live key a cookie was made from, if it is genuine and not expired."""
+    prefix, _, rest = (cookie or "").partition(".")
+    expires, _, mac = rest.partition(".")
+    if not (prefix and expires.isdigit() and mac) or int(expires) < time.time():
+        return None
+    secret = _session_key()
+    with database().unit_of_work() as session:
+        key = live_key(session, prefix)
+        if key is None or Role(key.role) not in READERS:
+            return None
+        expected = _mac(secret, prefix, int(expires), key.secret_sha256)
+        return Caller(key.name, Role(key.role)) if hmac.compare_digest(mac, expected) else None
+
+
+def _session_key() -> bytes:
+    """Derived from the data key, so every server sharing the database accepts a session.
+    Taken before a transaction opens: the first use checks the key in one of its own."""
+    return vault().subkey("ui sessions")
+
+
+def _mac(secret: bytes, prefix: str, expires: int, digest: str) -> str:
+    message = f"{prefix}.{expires}.{digest}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()

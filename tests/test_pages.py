@@ -33,6 +33,7 @@ from models.apikey import Role, create_key, revoke_key
 from models.base import utcnow
 from models.chain import chain_for
 from models.delivery import Channel, DeliveryResult, DeliveryStatus
+from models.incident import IncidentState
 from models.notice import parse_notice_texts
 from models.notification import Notification, NotificationState
 from models.timeline import TimelineEvent
@@ -303,6 +304,37 @@ def test_a_person_record_is_for_allowed_roles_and_every_look_is_on_the_timeline(
 
 
 # --- over plain HTTP ------------------------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_the_board_shows_open_incidents_a_page_at_a_time_and_the_closed_ones_apart(
+    app, monkeypatch
+):
+    server, tokens = app
+    monkeypatch.setattr("api.pages.board.BOARD_PAGE", 2)
+    with runtime.database().unit_of_work() as session:
+        keys = [
+            declare_test_incident(session, f"Incident {n}", utcnow(), ("email",), 1).key
+            for n in range(4)
+        ]
+        done = commands.get_incident(session, keys[0])
+        done.state = IncidentState.DISMISSED
+    viewer = _session(server, tokens[Role.COMPLIANCE])
+
+    def listed(answer: httpx.Response) -> list[str]:
+        assert answer.status_code == 200, answer.text
+        shown = [k for k in keys if f'data-incident="{k}"' in answer.text]
+        return sorted(shown, key=lambda k: answer.text.index(f'data-incident="{k}"'))
+
+    first = viewer.get("/ui/")
+    assert listed(first) == keys[3:1:-1] and "3 incidents; showing 1–2" in first.text
+    assert 'href="?offset=2"' in first.text
+    assert listed(viewer.get("/ui/", params={"offset": 2})) == [keys[1]]
+    assert listed(viewer.get("/ui/", params={"show": "closed"})) == [keys[0]]
+    assert len(listed(viewer.get("/ui/", params={"show": "all", "offset": 2}))) == 2
+    for bad in ({"show": "everything"}, {"offset": "-1"}):
+        refused = viewer.get("/ui/", params=bad)
+        assert refused.status_code == 422 and "text/html" in refused.headers["content-type"]
 
 
 @SQLITE_ONLY

@@ -1,4 +1,5 @@
-"""``/ui/``: the board. Every incident with its nearest deadline not met yet."""
+"""``/ui/``: the board. The open incidents (or the closed ones, or all), newest first, a
+page of :data:`BOARD_PAGE` at a time, each with its nearest deadline not met yet."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from api.auth import Caller
+from api.pages.paging import links, offset_from
 from api.pages.render import render
 from api.pages.session import page
 from api.pages.times import TONE, countdown, when
@@ -18,19 +20,49 @@ from flows.runtime import database
 from flows.watchdog import DeadlineState, DeadlineStatus, deadline_statuses
 from models import commands
 from models.base import utcnow
-from models.incident import Incident
+from models.errors import InvalidInput
+from models.incident import Incident, IncidentState
 
 router = APIRouter()
 
 
+BOARD_PAGE = 50
+#: What the board shows: ``open`` (the default) is every incident still being handled.
+SHOWN = {
+    "open": lambda: Incident.state.not_in(ENDED),
+    "closed": lambda: Incident.state.in_(ENDED),
+    "all": lambda: true(),
+}
+ENDED = (IncidentState.CLOSED, IncidentState.DISMISSED)
+
+
 @router.get("/")
-async def board(request: Request) -> Response:
+async def board(request: Request, show: str = "open", offset: str = "0") -> Response:
     def build(who: Caller) -> HTMLResponse:
-        now = utcnow()
+        if show not in SHOWN:
+            raise InvalidInput(f"show must be one of {', '.join(SHOWN)}")
+        start, now = offset_from(offset, "incidents"), utcnow()
+        where = SHOWN[show]()
         with database().unit_of_work() as session:
-            incidents = session.scalars(select(Incident).order_by(Incident.id.desc())).all()
+            total = session.scalar(select(func.count()).select_from(Incident).where(where)) or 0
+            incidents = session.scalars(
+                select(Incident)
+                .where(where)
+                .order_by(Incident.id.desc())
+                .limit(BOARD_PAGE)
+                .offset(start)
+            ).all()
             rows = [_board_row(session, incident, now) for incident in incidents]
-        return render("board", viewer=who, rows=rows, now=when(now))
+        return render(
+            "board",
+            viewer=who,
+            rows=rows,
+            now=when(now),
+            show=show,
+            total=total,
+            offset=start,
+            pages=links(total, start, BOARD_PAGE, {"show": show if show != "open" else ""}),
+        )
 
     return await page(request, build)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -13,19 +12,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.auth import Caller
+from api.pages.paging import links, offset_from
 from api.pages.render import render
 from api.pages.session import page
 from api.pages.times import when
 from flows.runtime import database
 from models import commands
-from models.errors import InvalidInput
 from models.incident import Incident
-from models.timeline import TimelineEvent, verify_chain
+from models.timeline import TimelineEvent, brief, verify_chain
 
 router = APIRouter()
 
 TIMELINE_PAGE = 500
-MAX_OFFSET = 2**31
 
 
 @router.get("/incidents/{key}/timeline")
@@ -37,7 +35,7 @@ async def timeline_page(
     offset: str = "0",  # parsed by the page: a bad one gets an error page, not JSON
 ) -> Response:
     def build(who: Caller) -> HTMLResponse:
-        start = _offset(offset)
+        start = offset_from(offset, "events")
         with database().unit_of_work() as session:
             incident = commands.get_incident(session, key)
             check = verify_chain(session, incident)
@@ -64,7 +62,7 @@ async def timeline_page(
                 "kinds": _distinct(session, TimelineEvent.kind, incident),
                 "actors": _distinct(session, TimelineEvent.actor, incident),
             }
-        pages = _pages(total, start, {"kind": kind or "", "actor": actor or ""})
+        pages = links(total, start, TIMELINE_PAGE, {"kind": kind or "", "actor": actor or ""})
         return render(
             "timeline",
             viewer=who,
@@ -79,15 +77,6 @@ async def timeline_page(
     return await page(request, build)
 
 
-def _offset(text: str) -> int:
-    """``?offset=``: how many events to skip, a whole number from 0."""
-    if not (text.isascii() and text.isdigit() and len(text) <= 10) or int(text) > MAX_OFFSET:
-        raise InvalidInput(
-            f"offset must be a whole number of events to skip, from 0 to {MAX_OFFSET:,}"
-        )
-    return int(text)
-
-
 def _distinct(session: Session, column: Any, incident: Incident) -> list[str]:
     return sorted(
         session.scalars(select(column).where(TimelineEvent.incident_id == incident.id).distinct())
@@ -96,28 +85,13 @@ def _distinct(session: Session, column: Any, incident: Incident) -> list[str]:
 
 def _event(event: TimelineEvent) -> dict[str, Any]:
     payload = json.dumps(event.payload, ensure_ascii=False, sort_keys=True, indent=1)
-    brief = ", ".join(
-        f"{name}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
-        for name, value in event.payload.items()
-    )
+    shown = brief(event.payload, 240)
     return {
         "seq": event.seq,
         "kind": event.kind,
         "actor": event.actor,
         "occurred": when(event.occurred_at, seconds=True),
         "recorded": when(event.recorded_at, seconds=True),
-        "brief": brief if len(brief) <= 240 else brief[:239] + "…",
-        "payload": payload if len(brief) > 240 else None,
+        "brief": shown,
+        "payload": payload if shown.endswith("…") else None,
     }
-
-
-def _pages(total: int, offset: int, filters: dict[str, str]) -> dict[str, str | None]:
-    """Links to the previous and next page of events, keeping the filters."""
-    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in filters.items() if v)
-
-    def link(start: int) -> str:
-        return "?" + "&".join(p for p in (query, f"offset={start}" if start else "") if p)
-
-    earlier = link(max(offset - TIMELINE_PAGE, 0)) if offset else None
-    later = link(offset + TIMELINE_PAGE) if offset + TIMELINE_PAGE < total else None
-    return {"earlier": earlier, "later": later}

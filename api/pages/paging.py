@@ -1,0 +1,31 @@
+"""Pages of a long list (the board's incidents, a timeline's events): the ``?offset=`` a
+link carries, checked so a bad one gets an error page, and the links either side."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from models.errors import InvalidInput
+
+MAX_OFFSET = 2**31
+
+
+def offset_from(text: str, what: str) -> int:
+    """``?offset=``: how many ``what`` to skip, a whole number from 0."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or int(text) > MAX_OFFSET:
+        raise InvalidInput(
+            f"offset must be a whole number of {what} to skip, from 0 to {MAX_OFFSET:,}"
+        )
+    return int(text)
+
+
+def links(total: int, offset: int, size: int, filters: dict[str, str]) -> dict[str, str | None]:
+    """Links to the previous and next page, keeping the filters."""
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in filters.items() if v)
+
+    def link(start: int) -> str:
+        return "?" + "&".join(p for p in (query, f"offset={start}" if start else "") if p)
+
+    earlier = link(max(offset - size, 0)) if offset else None
+    later = link(offset + size) if offset + size < total else None
+    return {"earlier": earlier, "later": later}

@@ -10,7 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from models.errors import BreachError, IllegalTransition, InvalidInput, NotFound, RateLimited
+from models.errors import (
+    BreachError,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    ProviderUnavailable,
+    RateLimited,
+)
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -42,9 +49,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BreachError)
     async def _ours(request: Request, exc: BreachError) -> JSONResponse:
-        status = {NotFound: 404, IllegalTransition: 409, InvalidInput: 422, RateLimited: 429}.get(
-            type(exc), 400
-        )
+        status = {
+            NotFound: 404,
+            IllegalTransition: 409,
+            InvalidInput: 422,
+            RateLimited: 429,
+            ProviderUnavailable: 503,
+        }.get(type(exc), 400)
         return problem(status, str(exc))
 
     @app.exception_handler(Exception)

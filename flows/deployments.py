@@ -26,7 +26,7 @@ from prefect.settings import get_current_settings
 
 from flows.runtime import database, settings
 from models.commands import get_incident
-from models.errors import InvalidInput
+from models.errors import InvalidInput, ProviderUnavailable
 
 DEPLOYMENT = "breachflow"
 RESPONSE = f"incident_response/{DEPLOYMENT}"
@@ -50,8 +50,9 @@ def start_response(incident_key: str, requested_by: str, idempotency_key: str) -
 
 
 def _run_deployment(incident_key: str, requested_by: str, idempotency_key: str) -> str:
+    import httpx
     from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
     with database().unit_of_work() as session:
         # Incident keys repeat across databases that may share one Prefect server (staging,
@@ -69,6 +70,11 @@ def _run_deployment(incident_key: str, requested_by: str, idempotency_key: str) 
         raise InvalidInput(
             f"the Prefect server at {get_current_settings().api.url} has no deployment"
             f" {RESPONSE}: start `breach serve`, which serves it"
+        ) from None
+    except (httpx.HTTPError, PrefectHTTPStatusError) as exc:
+        raise ProviderUnavailable(
+            f"the Prefect server at {get_current_settings().api.url} did not take the run"
+            f" ({type(exc).__name__}); nothing was started: retry, or `breach run {incident_key}`"
         ) from None
     return f"prefect flow run {run.id}"
 

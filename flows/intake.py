@@ -32,7 +32,7 @@ from flows.runtime import database, settings, vault
 from models import commands
 from models.alert import AlertGroup, AlertSource, SeenSignature
 from models.base import utcnow
-from models.errors import BreachError, InvalidInput
+from models.errors import BreachError, InvalidInput, ProviderUnavailable
 from models.incident import Incident, IncidentState, Severity
 from models.timeline import EventKind, record
 
@@ -143,7 +143,7 @@ def _start_response(incident_key: str, source: str, fingerprint: str) -> None:
 
     try:
         start_response(incident_key, f"alert:{source}", f"{incident_key}:declared:{fingerprint}")
-    except InvalidInput as exc:
+    except (InvalidInput, ProviderUnavailable) as exc:
         with database().unit_of_work() as session:
             record(
                 session,

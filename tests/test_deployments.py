@@ -19,12 +19,17 @@ from uuid import UUID
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Scheduled
+from sqlalchemy import select
 
 from flows import deployments, runtime
 from flows.incident import incident_response
+from flows.intake import Alert, receive
 from models import commands
 from models.apikey import Role, create_key
+from models.errors import ProviderUnavailable
+from models.timeline import TimelineEvent
 from tests.conftest import BREACH, free_port
 from tests.factories import people, seed_incident
 from tests.test_incident_flow import timeline_kinds
@@ -126,3 +131,29 @@ def test_served_deployments_run_the_watchdog_on_schedule_and_the_response_on_app
         assert timeline_kinds(db, key).count("notices.queued") == 1
         with db.unit_of_work() as session:
             assert commands.get_incident(session, key).state == "closed"
+
+
+def test_a_prefect_server_that_cannot_be_reached_is_said_plainly_and_loses_no_alert(
+    db, settings, tmp_path, monkeypatch
+):
+    rules = tmp_path / "alert-rules.yaml"
+    rules.write_text("- match: {alertname: DataExfiltration}\n  action: declare\n")
+    monkeypatch.setenv("BREACH_ALERT_RULES_FILE", str(rules))
+    monkeypatch.setenv("BREACH_PREFECT_DEPLOYMENTS", "true")
+    runtime.reset()
+    key = seed_incident(db, runtime.settings(), people(1))
+    dead = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    with temporary_settings(updates={PREFECT_API_URL: dead}):
+        with pytest.raises(ProviderUnavailable, match=f"{dead} did not take the run"):
+            deployments.start_response(key, "test", "once")
+        alert = Alert(title="Bulk export", labels={"alertname": "DataExfiltration"})
+        intake = receive("siem", alert)
+    assert intake.action == "declared"  # the alert is in; the failed start is on its timeline
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, intake.incident)
+        failed = session.scalars(
+            select(TimelineEvent).where(
+                TimelineEvent.incident_id == incident.id, TimelineEvent.kind == "run.failed"
+            )
+        ).one()
+    assert failed.actor == "alert:siem" and "did not take the run" in failed.payload["reason"]

@@ -283,6 +283,8 @@ def watchdog(
             )
         for problem in run.undelivered:
             errors.print(f"[red]warning not delivered:[/] {problem}")
+        for key in run.reported:
+            console.print(f"{key}: provider reports moved the ledger (notifications.reported)")
         if not run.alerts:
             console.print("No new deadline warnings.")
         if every is None:

@@ -21,6 +21,7 @@ from prefect import flow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from flows.provider_reports import record_provider_reports
 from flows.reporting import recipient_of
 from flows.runtime import database, settings
 from models import ledger
@@ -70,11 +71,13 @@ class DeadlineAlert:
 class WatchdogRun:
     alerts: list[DeadlineAlert]
     undelivered: list[str]  # e.g. "sms: 1 of 2 not sent (reason)"
+    reported: list[str]  # incidents whose ledger moved: flows/provider_reports.py
 
 
 @flow(name="deadline_watchdog")
 def deadline_watchdog() -> WatchdogRun:
-    """Warn once per deadline and level; returns the warnings this run gave."""
+    """Warn once per deadline and level; returns the warnings this run gave. Also puts on
+    each timeline how its ledger moved since it last said (provider reports)."""
     config = settings()
     now = utcnow()
     given: list[DeadlineAlert] = []
@@ -90,7 +93,7 @@ def deadline_watchdog() -> WatchdogRun:
                 if level and _first_time(session, incident, deadline, level, config):
                     given.append(DeadlineAlert(key, deadline.name, level, deadline.due_at))
     undelivered = asyncio.run(_escalate(given, config)) if given else []
-    return WatchdogRun(given, undelivered)
+    return WatchdogRun(given, undelivered, record_provider_reports())
 
 
 class DeadlineState(StrEnum):

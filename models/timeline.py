@@ -65,6 +65,8 @@ class EventKind(StrEnum):
     #: A person's record, contact details included, shown to a named key (compliance pages).
     CONTACTS_VIEWED = "contacts.viewed"
     EXPORT_WRITTEN = "export.written"
+    #: The ledger's counts moved since the timeline last gave them (provider reports).
+    NOTIFICATIONS_REPORTED = "notifications.reported"
 
 
 #: What an event's hash covers, besides the hash itself. An exported event carries exactly

@@ -24,6 +24,7 @@ from api.app import create_app
 from api.callbacks import _apply as apply_callback
 from flows import runtime
 from flows.dispatch import usable_chain
+from flows.provider_reports import record_provider_reports
 from models import commands, ledger
 from models.delivery import (
     Channel,
@@ -35,7 +36,7 @@ from models.delivery import (
 from models.incident import IncidentState
 from models.notice import parse_notice_texts
 from models.notification import DeliveryReport
-from models.timeline import advance
+from models.timeline import TimelineEvent, advance, verify_chain
 from notifiers import notifier_for
 from tests.conftest import free_port
 from tests.factories import EXAMPLE_NOTICE
@@ -284,6 +285,33 @@ def test_an_undelivered_text_moves_the_person_to_their_next_channel(db, settings
     again = post(app, message_params(sids["A"], "undelivered", PHONE_1, ErrorCode="30003"))
     assert again.status_code == 204
     assert trail(ledger_rows(db, key)["A"]) == [("sms", "failed_permanent"), ("voice", "queued")]
+
+
+def test_how_provider_reports_moved_the_ledger_goes_on_the_timeline_at_each_look(
+    db, settings, tmp_path, app
+):
+    key, sids = sent_sms(db, settings, tmp_path, {"A": PHONE_1, "B": PHONE_2})
+    assert record_provider_reports() == [key]  # the first look: the counts as they stand
+    assert post(app, message_params(sids["A"], "delivered", PHONE_1)).status_code == 204
+    reply = post(app, message_params(sids["B"], "undelivered", PHONE_2, ErrorCode="30003"))
+    assert reply.status_code == 204
+
+    assert record_provider_reports() == [key]
+    assert record_provider_reports() == []  # nothing moved since: nothing more to say
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        looks = session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.incident_id == incident.id)
+            .where(TimelineEvent.kind == "notifications.reported")
+            .order_by(TimelineEvent.seq)
+        ).all()
+        assert [look.payload["change"] for look in looks] == [
+            {"sms": {"sent": 2}},
+            {"sms": {"delivered": 1, "failed_permanent": 1, "sent": -2}, "voice": {"queued": 1}},
+        ]
+        assert looks[-1].payload["by_channel"] == ledger.channel_counts(session, incident)
+        assert verify_chain(session, incident).ok
 
 
 def test_twilio_posts_its_own_signed_callbacks_after_real_sends(

@@ -24,6 +24,7 @@ app = typer.Typer(
     help="Breachflow: drive a personal-data breach from declaration to closure.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings reflow to the terminal, not at their breaks
 )
 subjects_app = typer.Typer(help="The people affected by an incident.", no_args_is_help=True)
 notice_app = typer.Typer(help="The notice texts every person receives.", no_args_is_help=True)
@@ -177,8 +178,7 @@ app.command()(assessing.update)
 
 @app.command()
 def run(key: Key) -> None:
-    """Run the response flow: assess, report, notify, announce, report, close. Safe to run
-    again."""
+    """Run the response: assess, report, notify, announce, report, close; safe to rerun."""
     from cli.progress import run_with_progress
 
     summary = run_with_progress(key, actor(), console)
@@ -217,10 +217,10 @@ def serve(
         float, typer.Option(help="Run the deadline watchdog every N seconds (0: never).")
     ] = 300,
 ) -> None:
-    """Serve the API (/api/v1, keys: breach keys create), alert intake, provider status
-    callbacks, the notice pages that SMS and push link to, the announcement site (/site/)
-    and the report page (/report); and run the deadline watchdog on a schedule.
+    """Serve the HTTP API, alert intake, compliance pages (/ui/) and the deadline watchdog.
 
+    Also: provider status callbacks, the notice pages that SMS and push link to, the
+    announcement site (/site/) and the report page (/report); API keys: breach keys create.
     With a Prefect server (PREFECT_API_URL) this process also serves the deployments
     incident_response/breachflow and deadline_watchdog/breachflow (on its schedule)."""
     import threading

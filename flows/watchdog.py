@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from prefect import flow
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from flows.provider_reports import record_provider_reports
@@ -38,7 +38,8 @@ from notifiers.email_message import message_id
 from rules import Obligation
 
 OVERDUE = "overdue"
-FINISHED = (IncidentState.CLOSED, IncidentState.DISMISSED, IncidentState.SUSPECTED)
+#: Incidents triage has not made yet, or made nothing: no deadline runs for them.
+UNWATCHED = (IncidentState.DISMISSED, IncidentState.SUSPECTED)
 FILED = frozenset({ReportState.SUBMITTED, ReportState.ACKNOWLEDGED})
 
 
@@ -82,7 +83,7 @@ def deadline_watchdog() -> WatchdogRun:
     now = utcnow()
     given: list[DeadlineAlert] = []
     with database().unit_of_work() as session:
-        keys = list(session.scalars(select(Incident.key).where(Incident.state.not_in(FINISHED))))
+        keys = _watched(session)
     for key in keys:
         with database().unit_of_work() as session:
             incident = session.scalars(
@@ -94,6 +95,26 @@ def deadline_watchdog() -> WatchdogRun:
                     given.append(DeadlineAlert(key, deadline.name, level, deadline.due_at))
     undelivered = asyncio.run(_escalate(given, config)) if given else []
     return WatchdogRun(given, undelivered, record_provider_reports())
+
+
+def unfiled_report() -> ColumnElement[bool]:
+    """SQL: the incident has a regulator report not filed yet. Closing does not wait for a
+    person to file on a regulator's portal, so a closed incident's deadline may still run."""
+    return exists().where(
+        RegulatorReport.incident_id == Incident.id, RegulatorReport.state.not_in(FILED)
+    )
+
+
+def _watched(session: Session) -> list[str]:
+    """Open incidents, and closed ones with a report still to file."""
+    return list(
+        session.scalars(
+            select(Incident.key).where(
+                Incident.state.not_in(UNWATCHED),
+                or_(Incident.state != IncidentState.CLOSED, unfiled_report()),
+            )
+        )
+    )
 
 
 class DeadlineState(StrEnum):

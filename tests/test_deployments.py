@@ -157,3 +157,25 @@ def test_a_prefect_server_that_cannot_be_reached_is_said_plainly_and_loses_no_al
             )
         ).one()
     assert failed.actor == "alert:siem" and "did not take the run" in failed.payload["reason"]
+
+
+def test_embedded_serve_runs_the_watchdog_beside_the_server(db, settings, prefect_api):
+    """The default: no deployments, the watchdog in a loop inside `breach serve`. The
+    incident is closed with its GDPR report still to file by hand: that deadline runs on."""
+    key = seed_incident(db, runtime.settings(), people(2), aware_days_ago=2)
+    assert incident_response(key, requested_by="test").state == "closed"  # reports pending
+    env = os.environ | {"PREFECT_API_URL": prefect_api}  # BREACH_PREFECT_DEPLOYMENTS=false
+    server = subprocess.Popen(
+        [BREACH, "serve", "--port", str(free_port()), "--watchdog-every", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for("the watchdog's warning", lambda: "deadline.warning" in timeline_kinds(db, key))
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert "Serving deployments" not in output, output
+    assert timeline_kinds(db, key).count("deadline.warning") == 1  # once per level, not per loop

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select, true
+from sqlalchemy import ColumnElement, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from api.auth import Caller
@@ -17,7 +17,7 @@ from api.pages.render import render
 from api.pages.session import page
 from api.pages.times import TONE, countdown, when
 from flows.runtime import database
-from flows.watchdog import DeadlineState, DeadlineStatus, deadline_statuses
+from flows.watchdog import DeadlineState, DeadlineStatus, deadline_statuses, unfiled_report
 from models import commands
 from models.base import utcnow
 from models.errors import InvalidInput
@@ -27,13 +27,16 @@ router = APIRouter()
 
 
 BOARD_PAGE = 50
-#: What the board shows: ``open`` (the default) is every incident still being handled.
-SHOWN = {
-    "open": lambda: Incident.state.not_in(ENDED),
-    "closed": lambda: Incident.state.in_(ENDED),
-    "all": lambda: true(),
-}
 ENDED = (IncidentState.CLOSED, IncidentState.DISMISSED)
+
+
+def _open() -> ColumnElement[bool]:
+    """Still being handled, or closed with a regulator report still to file."""
+    return or_(Incident.state.not_in(ENDED), unfiled_report())
+
+
+#: What the board shows: ``open`` (the default), the rest (``closed``), or ``all``.
+SHOWN = {"open": _open, "closed": lambda: not_(_open()), "all": lambda: true()}
 
 
 @router.get("/")

@@ -196,7 +196,7 @@ def audit_verify(
 
 def _verify_bundle(path: Path, head: str | None) -> None:
     """Print what a bundle's check found; exit 1 on any problem."""
-    from flows.export import verify_bundle
+    from flows.bundle_check import verify_bundle
 
     check = verify_bundle(path, head)
     if check.ok:

@@ -21,13 +21,8 @@ from typer.testing import CliRunner
 from cli.app import app
 from flows.announce import operator_decision
 from flows.assessment import assess
-from flows.export import (
-    MANIFEST,
-    TIMELINE,
-    ExportFormat,
-    export_incident,
-    verify_bundle,
-)
+from flows.bundle_check import MANIFEST, TIMELINE, verify_bundle
+from flows.export import ExportFormat, export_incident
 from flows.publication import publish
 from flows.reporting import due, file_reports
 from flows.subjects import neutralize

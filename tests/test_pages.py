@@ -23,7 +23,7 @@ from sqlalchemy import select
 from flows import runtime
 from flows.announce import operator_decision
 from flows.assessment import assess
-from flows.export import verify_bundle
+from flows.bundle_check import verify_bundle
 from flows.publication import publish
 from flows.reporting import due, file_reports
 from flows.runbook import mark_done

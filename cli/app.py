@@ -224,6 +224,7 @@ def serve(
     With a Prefect server (PREFECT_API_URL) this process also serves the deployments
     incident_response/breachflow and deadline_watchdog/breachflow (on its schedule)."""
     import threading
+    import time
 
     import uvicorn
     from prefect.settings import get_current_settings
@@ -238,7 +239,12 @@ def serve(
             deployments.watch_in_background(watchdog_every, errors.print)
         server.run()
         return
-    threading.Thread(target=server.run, name="http", daemon=True).start()
+    http = threading.Thread(target=server.run, name="http", daemon=True)
+    http.start()
+    while not server.started and http.is_alive():  # e.g. the port is taken: uvicorn says so
+        time.sleep(0.05)
+    if not server.started:
+        raise typer.Exit(1)
     console.print(
         f"Serving deployments {deployments.RESPONSE}"
         + (f" and {deployments.WATCHDOG} (every {watchdog_every:g} s)" if watchdog_every else "")

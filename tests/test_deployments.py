@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from models import commands
 from models.apikey import Role, create_key
 from models.errors import ProviderUnavailable
 from models.timeline import TimelineEvent
-from tests.conftest import BREACH, free_port
+from tests.conftest import BREACH, SQLITE_ONLY, free_port
 from tests.factories import people, seed_incident
 from tests.test_incident_flow import timeline_kinds
 
@@ -179,3 +180,24 @@ def test_embedded_serve_runs_the_watchdog_beside_the_server(db, settings, prefec
         output, _ = server.communicate(timeout=30)
     assert "Serving deployments" not in output, output
     assert timeline_kinds(db, key).count("deadline.warning") == 1  # once per level, not per loop
+
+
+@SQLITE_ONLY
+def test_serve_with_deployments_stops_when_its_port_is_taken(settings, prefect_api):
+    """The deployments run in the foreground: a web server that could not start must not
+    leave them served behind a dead port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = os.environ | {"PREFECT_API_URL": prefect_api, "BREACH_PREFECT_DEPLOYMENTS": "true"}
+        done = subprocess.run(
+            [BREACH, "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "address already in use" in (done.stdout + done.stderr).lower()
+    assert "Serving deployments" not in done.stdout

@@ -20,8 +20,8 @@ from uuid import UUID
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.states import Scheduled
 from sqlalchemy import select
 
 from flows import deployments, runtime
@@ -71,6 +71,12 @@ def served(settings, prefect_api, monkeypatch) -> Iterator[str]:
         print(output)  # shown when the test fails
 
 
+def _named(deployment_id: UUID):  # type: ignore[no-untyped-def]
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    return DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+
+
 def _deployment(prefect, name: str):  # type: ignore[no-untyped-def]
     from prefect.exceptions import ObjectNotFound
 
@@ -80,7 +86,9 @@ def _deployment(prefect, name: str):  # type: ignore[no-untyped-def]
         return None
 
 
-def test_served_deployments_run_the_watchdog_on_schedule_and_the_response_on_approval(db, served):
+def test_served_deployments_run_the_watchdog_on_schedule_and_the_response_on_approval(
+    db, served, prefect_api
+):
     key = seed_incident(db, runtime.settings(), people(4), aware_days_ago=2)
     waiting = incident_response(key, requested_by="test")  # assessed, stopped at the gate
     assert waiting.state == "assessed" and waiting.waiting_for
@@ -91,10 +99,22 @@ def test_served_deployments_run_the_watchdog_on_schedule_and_the_response_on_app
     with get_client(sync_client=True) as prefect:
         watchdog = prefect.read_deployment_by_name(deployments.WATCHDOG)
         assert watchdog.schedules[0].schedule.interval.total_seconds() == 3600
-        # What a Prefect server's scheduler service does at each interval (the test server
-        # runs no services, and its /schedule endpoint fails on this SQLAlchemy): a run in
-        # state Scheduled, which the served runner picks up.
-        prefect.create_flow_run_from_deployment(watchdog.id, state=Scheduled())
+        # The test server runs no scheduler service: ask it to schedule a run as the service
+        # would (the same insert, which SQLAlchemy 2.1 refused), at a slot of the schedule
+        # already due and not taken by an earlier test on this server, and the served
+        # runner picks it up.
+        schedule = watchdog.schedules[0].schedule
+        taken = len(
+            prefect.read_flow_runs(
+                deployment_filter=_named(watchdog.id), limit=100, sort=FlowRunSort.ID_DESC
+            )
+        )
+        due = schedule.anchor_date - schedule.interval * (taken + 1)
+        scheduled = httpx.post(
+            f"{prefect_api}/deployments/{watchdog.id}/schedule",
+            json={"start_time": due.isoformat(), "max_runs": 1},
+        )
+        assert scheduled.status_code < 300, scheduled.text
         wait_for(
             "the scheduled watchdog's warning",
             lambda: "deadline.warning" in timeline_kinds(db, key),

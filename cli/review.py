@@ -18,7 +18,7 @@ from flows.runbook import waiting_for
 from models import commands, ledger
 from models.incident import Incident
 from models.regulator_report import reports
-from models.timeline import TimelineEvent, brief, verify_chain
+from models.timeline import brief, events_of, verify_chain
 
 
 def show(key: Key) -> None:
@@ -108,15 +108,9 @@ def timeline(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, hashes included.")] = False,
 ) -> None:
     """Every event of the incident, in order."""
-    from sqlalchemy import select
-
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
-        events = session.scalars(
-            select(TimelineEvent)
-            .where(TimelineEvent.incident_id == incident.id)
-            .order_by(TimelineEvent.seq)
-        ).all()
+        events = list(events_of(session, incident))
     if as_json:
         rows = [
             {

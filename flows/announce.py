@@ -11,7 +11,7 @@ Publishing it, version by version, is ``flows/publication.py``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from prefect import task
@@ -29,7 +29,7 @@ from models.announcement import (
     latest_decision,
 )
 from models.assessment import latest_assessment
-from models.base import utcnow
+from models.base import iso, utcnow
 from models.commands import get_incident
 from models.errors import InvalidInput, ProviderUnavailable
 from models.incident import Incident
@@ -201,15 +201,11 @@ def announcement_status(session: Session, incident: Incident) -> dict[str, Any]:
     return {
         "status": status,
         "version": current.version if current else None,
-        "published_at": _iso(current.published_at) if current else None,
-        "ends_at": _iso(current.ends_at) if current else None,
+        "published_at": iso(current.published_at) if current else None,
+        "ends_at": iso(current.ends_at) if current else None,
         "locations": [
             d["location"]
             for d in (current.destinations.values() if current else [])
             if d.get("status") == "published"
         ],
     }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None

@@ -25,14 +25,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flows.bundle_check import BUNDLE_FORMAT, MANIFEST, TIMELINE
+from flows.reporting import summary
 from flows.runtime import database, settings
 from models import ledger
 from models.announcement import announcements
-from models.base import utcnow
+from models.base import iso, utcnow
 from models.commands import count_subjects, get_incident
 from models.errors import InvalidInput
 from models.files import write_atomically
@@ -42,9 +42,9 @@ from models.settings import Settings
 from models.timeline import (
     ChainCheck,
     EventKind,
-    TimelineEvent,
     brief,
     check_chain,
+    events_of,
     record,
 )
 from notifiers.render import environment
@@ -107,13 +107,7 @@ class Snapshot:
 def snapshot(session: Session, incident: Incident, config: Settings, actor: str) -> Snapshot:
     """Read everything the exports show, in the caller's transaction."""
     length, head = incident.timeline_length, incident.timeline_head
-    stored = list(
-        session.scalars(
-            select(TimelineEvent)
-            .where(TimelineEvent.incident_id == incident.id, TimelineEvent.seq <= length)
-            .order_by(TimelineEvent.seq)
-        )
-    )
+    stored = list(events_of(session, incident, up_to=length))
     filed = reports(session, incident.id)
     return Snapshot(
         key=incident.key,
@@ -147,7 +141,7 @@ def _incident_facts(session: Session, incident: Incident) -> dict[str, Any]:
         "data_categories": list(incident.data_categories),
         "declared_by": incident.declared_by,
         "affected_people": count_subjects(session, incident),
-        **{name: _iso(getattr(incident, name)) for name in times},
+        **{name: iso(getattr(incident, name)) for name in times},
     }
 
 
@@ -166,19 +160,12 @@ def _ledger_summary(session: Session, incident: Incident) -> dict[str, Any]:
 
 
 def _report_summary(report: Any) -> dict[str, Any]:
+    """What the timeline says of a report, with its filing and the file names (not paths)."""
     return {
-        "regime": report.regime,
-        "recipient": report.recipient,
-        "phase": report.phase,
-        "number": report.number,
-        "state": str(report.state),
-        "mode": str(report.mode),
-        "deadline": _iso(report.deadline),
-        "late": report.late,
-        "submitted_at": _iso(report.submitted_at),
+        **summary(report),
+        "submitted_at": iso(report.submitted_at),
         "submitted_by": report.submitted_by,
-        "reference": report.reference,
-        "acknowledged_at": _iso(report.acknowledged_at),
+        "acknowledged_at": iso(report.acknowledged_at),
         "files": sorted(Path(p).name for k, p in report.files.items() if k != "sha256"),
     }
 
@@ -188,8 +175,8 @@ def _announcement_summary(session: Session, incident: Incident) -> list[dict[str
     return [
         {
             "version": a.version,
-            "published_at": _iso(a.published_at),
-            "ends_at": _iso(a.ends_at),
+            "published_at": iso(a.published_at),
+            "ends_at": iso(a.ends_at),
             "locales": list(a.locales),
             "reason": a.reason,
             "sha256": a.sha256,
@@ -236,7 +223,7 @@ def as_json(snap: Snapshot) -> bytes:
     event with the fields its hash covers: anyone can recompute the chain from this file."""
     document = {
         "format": EXPORT_FORMAT,
-        "exported_at": _iso(snap.exported_at),
+        "exported_at": iso(snap.exported_at),
         "exported_by": snap.exported_by,
         "incident": snap.incident,
         "ledger": snap.ledger,
@@ -311,7 +298,7 @@ def _pdf_view(snap: Snapshot) -> dict[str, Any]:
         "length": snap.length,
         "head": snap.head,
         "chain": snap.chain,
-        "exported_at": _shown(_iso(snap.exported_at)),
+        "exported_at": _shown(iso(snap.exported_at)),
         "exported_by": snap.exported_by,
     }
 
@@ -342,7 +329,7 @@ def as_bundle(snap: Snapshot) -> Built:
     manifest = {
         "format": BUNDLE_FORMAT,
         "incident": snap.key,
-        "created_at": _iso(snap.exported_at),
+        "created_at": iso(snap.exported_at),
         "created_by": snap.exported_by,
         "chain": {"events": snap.length, "head": snap.head},
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
@@ -435,10 +422,6 @@ def _build(snap: Snapshot, fmt: ExportFormat, config: Settings) -> Built:
 
 
 # --- Small helpers --------------------------------------------------------------------------
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def _shown(value: str | None) -> str:

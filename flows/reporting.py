@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -24,7 +23,7 @@ from flows.announce import announcement_status
 from flows.runtime import settings
 from models import ledger
 from models.assessment import latest_assessment
-from models.base import utcnow
+from models.base import iso, utcnow
 from models.commands import latest_notice
 from models.errors import InvalidInput
 from models.files import write_atomically
@@ -207,10 +206,10 @@ def content(
     fields: dict[str, Any] = {
         "F1": description,
         "F2": {
-            "detected_at": _iso(incident.detected_at),
-            "aware_at": _iso(incident.aware_at),
-            "discovered_at": _iso(incident.discovered_at),
-            "contained_at": _iso(incident.contained_at),
+            "detected_at": iso(incident.detected_at),
+            "aware_at": iso(incident.aware_at),
+            "discovered_at": iso(incident.discovered_at),
+            "contained_at": iso(incident.contained_at),
         },
         "F3": {
             "categories": list(incident.data_categories),
@@ -245,11 +244,11 @@ def content(
         "recipient": report.recipient,
         "phase": report.phase,
         "number": report.number,
-        "deadline": _iso(report.deadline),
+        "deadline": iso(report.deadline),
         "deadline_rule": report.deadline_rule,
         "late": report.late,
         "citation": obligation.citation,
-        "generated_at": _iso(utcnow()),
+        "generated_at": iso(utcnow()),
         "locale": locale,
         "incident": {"key": incident.key, "title": incident.title, "severity": incident.severity},
         "required_fields": list(obligation.content_fields),
@@ -308,12 +307,8 @@ def summary(report: RegulatorReport) -> dict[str, Any]:
         "number": report.number,
         "state": report.state,
         "mode": report.mode,
-        "deadline": _iso(report.deadline),
+        "deadline": iso(report.deadline),
         "late": report.late,
         "reference": report.reference,
         "files": report.files,
     }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None

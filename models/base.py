@@ -26,6 +26,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(moment: datetime | None) -> str | None:
+    """A moment as ISO 8601 text for JSON payloads, or None."""
+    return moment.isoformat() if moment else None
+
+
 def opaque(length: int) -> String:
     """A string compared byte for byte: ids and blind indexes have no linguistic order.
 

@@ -293,11 +293,18 @@ def check_chain(
     return ChainCheck(True, count, previous if count else None)
 
 
+def events_of(
+    session: Session, incident: Incident, up_to: int | None = None
+) -> Iterable[TimelineEvent]:
+    """The incident's events in order (up to event ``up_to``, when given)."""
+    query = select(TimelineEvent).where(TimelineEvent.incident_id == incident.id)
+    if up_to is not None:
+        query = query.where(TimelineEvent.seq <= up_to)
+    return session.scalars(query.order_by(TimelineEvent.seq))
+
+
 def verify_chain(session: Session, incident: Incident) -> ChainCheck:
     """Recompute the incident's stored chain against the length and head on its row."""
-    events = session.scalars(
-        select(TimelineEvent)
-        .where(TimelineEvent.incident_id == incident.id)
-        .order_by(TimelineEvent.seq)
+    return check_chain(
+        events_of(session, incident), incident.timeline_length, incident.timeline_head
     )
-    return check_chain(events, incident.timeline_length, incident.timeline_head)

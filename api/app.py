@@ -9,16 +9,16 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
-from api.callbacks import router as callbacks
-from api.limits import BodyLimit
-from api.notices import router as notices
-from api.pages import router as pages
-from api.public import router as public
-from api.v1.alerts import router as alerts
-from api.v1.incidents import router as incidents
-from api.v1.runbook import router as runbook
-from flows.runtime import settings
+from breachflow.api import problems
+from breachflow.api.callbacks import router as callbacks
+from breachflow.api.limits import BodyLimit
+from breachflow.api.notices import router as notices
+from breachflow.api.pages import router as pages
+from breachflow.api.public import router as public
+from breachflow.api.v1.alerts import router as alerts
+from breachflow.api.v1.incidents import router as incidents
+from breachflow.api.v1.runbook import router as runbook
+from breachflow.models.runtime import settings
 
 
 @asynccontextmanager
@@ -49,7 +49,7 @@ def create_app() -> FastAPI:
     app.include_router(notices)
     app.include_router(public)
     app.include_router(pages)  # /ui: the compliance pages
-    # The public announcements (flows/announce.py), when no other web server has them.
+    # The public announcements (flows/announce/), when no other web server has them.
     site = settings().site
     site.mkdir(parents=True, exist_ok=True)
     app.mount("/site", StaticFiles(directory=site, html=True), name="site")

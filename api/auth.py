@@ -7,14 +7,14 @@ actor of everything the call writes on the timeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, params
 from starlette.concurrency import run_in_threadpool
 
-from flows.runtime import database
-from models.apikey import Role, authenticate
+from breachflow.models.apikey import Role, authenticate
+from breachflow.models.runtime import database
 
 READERS = frozenset({Role.ADMIN, Role.RESPONDER, Role.ONCALL, Role.COMPLIANCE})
 RESPONDERS = frozenset({Role.ADMIN, Role.RESPONDER})
@@ -30,8 +30,9 @@ class Caller:
         return f"api-key:{self.name}"
 
 
-def allow(roles: frozenset[Role]) -> Callable[..., object]:
-    """A dependency that admits a live key of one of ``roles``."""
+def allow(roles: frozenset[Role]) -> params.Depends:
+    """A dependency that admits a live key of one of ``roles``: a route takes the caller as
+    ``who: Annotated[Caller, allow(roles)]`` (see ``Reader`` and ``Responder``)."""
 
     async def caller(request: Request) -> Caller:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -52,6 +53,12 @@ def allow(roles: frozenset[Role]) -> Callable[..., object]:
         return found
 
     return Depends(caller)
+
+
+#: The caller of a route any reader may call.
+Reader = Annotated[Caller, allow(READERS)]
+#: The caller of a route only responders may call.
+Responder = Annotated[Caller, allow(RESPONDERS)]
 
 
 def _lookup(token: str) -> Caller | None:

@@ -13,11 +13,11 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from flows.dispatch import retry_policy, usable_chain
-from flows.runtime import database, settings
-from models import ledger
-from models.delivery import ProviderEvent
-from notifiers.twilio_callbacks import InvalidSignature, twilio_event
+from breachflow.flows.notify.dispatch import retry_policy, usable_chain
+from breachflow.models import ledger
+from breachflow.models.delivery import ProviderEvent
+from breachflow.models.runtime import database, settings
+from breachflow.notifiers.twilio.status import InvalidSignature, twilio_event
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"])
 TWILIO_PATH = "/callbacks/twilio"

@@ -11,12 +11,16 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from flows.dispatch import notice_content
-from flows.runtime import database, settings
-from models.commands import get_incident, latest_notice
-from models.errors import NotFound
-from models.incident import IncidentState
-from notifiers.render import choose_locale, notice_locales, render_notice
+from breachflow.models.commands import get_incident, latest_notice
+from breachflow.models.errors import NotFound
+from breachflow.models.incident import IncidentState
+from breachflow.models.runtime import database, settings
+from breachflow.rendering.notices import (
+    choose_locale,
+    notice_content,
+    notice_locales,
+    render_notice,
+)
 
 router = APIRouter(tags=["notices"])
 

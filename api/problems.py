@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from models.errors import (
+from breachflow.models.errors import (
     BreachError,
     IllegalTransition,
     InvalidInput,

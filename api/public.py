@@ -11,10 +11,10 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from flows.public_reports import take_in
-from flows.runtime import settings
-from models.errors import BreachError, RateLimited
-from notifiers.render import environment
+from breachflow.flows.intake.public_reports import take_in
+from breachflow.models.errors import BreachError, RateLimited
+from breachflow.models.runtime import settings
+from breachflow.rendering.environment import environment
 
 router = APIRouter(tags=["public reports"])
 PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"

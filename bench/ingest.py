@@ -72,11 +72,10 @@ def child(path: Path, workers: int) -> None:
     """In a fresh process: declare an incident and import the file as the CLI does."""
     from datetime import timedelta
 
-    from flows import runtime
-    from flows.subjects import import_subjects
-    from models import commands
-    from models.base import utcnow
-    from models.incident import Severity
+    from breachflow.flows.assess.subjects import import_subjects
+    from breachflow.models import commands, runtime
+    from breachflow.models.base import utcnow
+    from breachflow.models.incident import Severity
 
     config, keys = runtime.settings(), runtime.vault()
     db = runtime.database()
@@ -121,7 +120,7 @@ def run_import(path: Path, backend: str, pg_url: str, workers: int, home: Path) 
 
 
 def _key() -> str:
-    from models.crypto import generate_key
+    from breachflow.models.crypto import generate_key
 
     return generate_key()
 

@@ -201,7 +201,7 @@ def _incidents(env: dict[str, str]) -> int:
 
 
 def _env(home: Path, pg_url: str | None) -> dict[str, str]:
-    from models.crypto import generate_key
+    from breachflow.models.crypto import generate_key
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BREACH_", "PREFECT_"))}
     env |= {

@@ -19,7 +19,7 @@ the time went (from the timeline) and the CPU used by the dispatchers and the si
 ``--dispatchers N`` sends with N processes: the ``notify`` flow and N - 1 ``breach dispatch``
 started once the notices are queued (timed), sharing the same SMTP connections.
 
-SMS: ``tests/twilio_server.py`` in its own process (its standalone mode, with Nagle's
+SMS: ``tests/testkit/twilio_server.py`` in its own process (its standalone mode, with Nagle's
 algorithm off: see ``twilio_main``; ``--sms-latency`` makes it take that long per request,
 as the real API does), M phone-only people, live mode at ``BREACH_SMS_RATE_PER_SECOND``
 (``--sms-rate``, 200). Status callbacks go to a closed port and ``notify`` does not wait for
@@ -185,14 +185,13 @@ def _render_chunk(numbers: list[int]) -> list[tuple[str, bytes]]:
 
     import yaml
 
-    from flows import runtime
-    from flows.dispatch import notice_content, notice_link
-    from models.base import utcnow
-    from models.delivery import Channel, OutboundMessage
-    from models.notice import parse_notice_texts
-    from models.notification import idempotency_key
-    from notifiers.email_message import build_email, message_id
-    from notifiers.render import render_notice
+    from breachflow.models import runtime
+    from breachflow.models.base import utcnow
+    from breachflow.models.delivery import Channel, OutboundMessage
+    from breachflow.models.notice import parse_notice_texts
+    from breachflow.models.notification import idempotency_key
+    from breachflow.notifiers.email_message import build_email, message_id
+    from breachflow.rendering.notices import notice_content, notice_link, render_notice
 
     config = runtime.settings()
     texts = parse_notice_texts(yaml.safe_load((ROOT / "examples/notice.yaml").read_text("utf-8")))
@@ -229,7 +228,7 @@ def child_baseline(people: int, host: str, port: int, connections: int) -> None:
 
     import aiosmtplib
 
-    from flows import runtime
+    from breachflow.models import runtime
 
     sender = runtime.settings().sender
     chunks = [list(range(i, min(i + 2000, people + 1))) for i in range(1, people + 1, 2000)]
@@ -265,14 +264,13 @@ def child_breachflow(channel: str, people: Path, warm_up: Path, profile: Path | 
     from prefect import flow
     from sqlalchemy import select
 
-    from flows import runtime
-    from flows.assess import assess
-    from flows.incident import incident_response
-    from flows.notify import notify, queue_notices
-    from models import ledger
-    from models.base import utcnow
-    from models.commands import get_incident
-    from models.timeline import TimelineEvent
+    from breachflow.flows.assess.step import assess
+    from breachflow.flows.incident import incident_response
+    from breachflow.flows.notify.step import notify, queue_notices
+    from breachflow.models import ledger, runtime
+    from breachflow.models.base import utcnow
+    from breachflow.models.commands import get_incident
+    from breachflow.models.timeline import TimelineEvent
 
     config, keys, db = runtime.settings(), runtime.vault(), runtime.database()
     sink_port = int(os.environ.get("BENCH_SINK_CONTROL", "0"))
@@ -360,11 +358,11 @@ def _seed(db: Any, config: Any, keys: Any, path: Path, title: str) -> str:
 
     import yaml
 
-    from flows.subjects import import_subjects
-    from models import commands
-    from models.base import utcnow
-    from models.incident import Severity
-    from models.notice import parse_notice_texts
+    from breachflow.flows.assess.subjects import import_subjects
+    from breachflow.models import commands
+    from breachflow.models.base import utcnow
+    from breachflow.models.incident import Severity
+    from breachflow.models.notice import parse_notice_texts
 
     texts = parse_notice_texts(yaml.safe_load((ROOT / "examples/notice.yaml").read_text("utf-8")))
     with db.unit_of_work() as session:
@@ -432,7 +430,7 @@ def base_env(home: Path) -> dict[str, str]:
 
 
 def _key() -> str:
-    from models.crypto import generate_key
+    from breachflow.models.crypto import generate_key
 
     return generate_key()
 
@@ -657,8 +655,8 @@ def _closed_port() -> int:
 
 
 def twilio_main(argv: list[str]) -> None:
-    """``tests/twilio_server.py``'s standalone mode, started from this process's sys.path."""
-    from tests import twilio_server
+    """The Twilio stand-in (``tests/testkit/twilio_server.py``) standalone, from our sys.path."""
+    from tests.testkit import twilio_server
 
     sys.argv = ["twilio_server.py", *argv]
     twilio_server.main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,15 +11,15 @@ import typer
 import yaml
 from rich.table import Table
 
-from cli import assessing, export, reporting, review, runbook, triage
-from cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
-from cli.keys import keys_app
-from cli.triage import alerts_app, public_app
-from flows import runtime
-from models import commands
-from models.errors import BreachError
-from models.incident import Severity
-from models.notice import parse_notice_texts
+from breachflow import shipped
+from breachflow.cli import assessing, export, reporting, review, runbook, triage
+from breachflow.cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
+from breachflow.cli.keys import keys_app
+from breachflow.cli.triage import alerts_app, public_app
+from breachflow.models import commands, runtime
+from breachflow.models.errors import BreachError
+from breachflow.models.incident import Severity
+from breachflow.models.notice import parse_notice_texts
 
 app = typer.Typer(
     help="Breachflow: drive a personal-data breach from declaration to closure.",
@@ -71,7 +72,7 @@ def declare(
     ] = None,
 ) -> None:
     """Declare a new incident and print its key."""
-    from flows.assessment import check_data_categories
+    from breachflow.flows.assess.assessment import check_data_categories
 
     texts = _load_notice(notice) if notice else None
     with runtime.database().unit_of_work() as session:
@@ -132,7 +133,7 @@ def subjects_import(
     ] = None,
 ) -> None:
     """Import affected people; repeats merge, bad rows are reported with line and reason."""
-    from cli.importing import import_with_progress
+    from breachflow.cli.importing import import_with_progress
 
     report = import_with_progress(key, file, encoding, _mapping(map_ or []), actor(), console)
     console.print(
@@ -179,7 +180,7 @@ app.command()(assessing.update)
 @app.command()
 def run(key: Key) -> None:
     """Run the response: assess, report, notify, announce, report, close; safe to rerun."""
-    from cli.progress import run_with_progress
+    from breachflow.cli.progress import run_with_progress
 
     summary = run_with_progress(key, actor(), console)
     print_summary(summary)
@@ -194,8 +195,8 @@ def dispatch(key: Key) -> None:
     twice. Returns when nothing is left to send. Also sends what a provider's late report
     reopened after the run finished notifying (a person moved to their next channel).
     """
-    from flows.dispatch import notify_shard
-    from models.incident import IncidentState
+    from breachflow.flows.notify.dispatch import notify_shard
+    from breachflow.models.incident import IncidentState
 
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
@@ -229,8 +230,8 @@ def serve(
     import uvicorn
     from prefect.settings import get_current_settings
 
-    from api.app import create_app
-    from flows import deployments
+    from breachflow.api.app import create_app
+    from breachflow.flows import deployments
 
     server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
     console.print(f"Serving on http://{host}:{port} (public URL: {runtime.settings().public_url})")
@@ -278,7 +279,7 @@ def watchdog(
     """Warn on-call about deadlines at 50/75/90% of their window and overdue, once each."""
     import time
 
-    from flows.watchdog import deadline_watchdog
+    from breachflow.flows.watchdog import deadline_watchdog
 
     while True:
         run = deadline_watchdog()
@@ -301,7 +302,7 @@ def watchdog(
 @app.command()
 def keygen() -> None:
     """Print a new data key (base64) for BREACH_DATA_KEY; store it like a password."""
-    from models.crypto import generate_key
+    from breachflow.models.crypto import generate_key
 
     sys.stdout.write(generate_key() + "\n")
     errors.print(
@@ -313,7 +314,7 @@ def keygen() -> None:
 @app.command()
 def purge() -> None:
     """Delete contact details of closed incidents whose retention has run out (cron-safe)."""
-    from flows.close import purge_due
+    from breachflow.flows.close.step import purge_due
 
     done = purge_due(actor())
     if not done:
@@ -333,9 +334,27 @@ def demo(
     ] = None,
 ) -> None:
     """Generate a sample incident and run the whole response in the sandbox."""
-    from cli.demo import run_demo
+    from breachflow.cli.demo import run_demo
 
     run_demo(people, seed, actor(), console, policy)
+
+
+@app.command()
+def examples(
+    folder: Annotated[Path, typer.Argument(help="Where to put them.")] = Path("examples"),
+) -> None:
+    """Copy the example files that ship with Breachflow into FOLDER (default ./examples):
+    notice texts, operators' policy profiles and alert rules, to start your own from.
+    Files already there are kept."""
+    source = shipped("examples")
+    for path in sorted(source.rglob("*.yaml")):
+        target = folder / path.relative_to(source)
+        if target.exists():
+            console.print(f"kept     {target} (already there)", highlight=False)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        console.print(f"written  {target}", highlight=False)
 
 
 def main() -> None:

@@ -10,12 +10,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import Key, Risk, actor, console, fmt, parse_time
-from flows import runtime
-from models import commands
-from models.chain import parse_chain
-from models.errors import BreachError
-from models.incident import IncidentState
+from breachflow.cli.common import Key, Risk, actor, console, fmt, parse_time
+from breachflow.models import commands, runtime
+from breachflow.models.chain import parse_chain
+from breachflow.models.errors import BreachError
+from breachflow.models.incident import IncidentState
 
 
 def update(
@@ -68,8 +67,8 @@ def assess(
     show_all: Annotated[bool, typer.Option("--all", help="Also list what does not apply.")] = False,
 ) -> None:
     """Assess the incident against every regime now and print its obligations."""
-    from flows.assessment import assess as assess_incident
-    from flows.reporting import start_waiting
+    from breachflow.flows.assess.assessment import assess as assess_incident
+    from breachflow.flows.report.filing import start_waiting
 
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
@@ -87,7 +86,7 @@ def obligations(
     show_all: Annotated[bool, typer.Option("--all", help="Also list what does not apply.")] = False,
 ) -> None:
     """The obligations of the incident's latest assessment (rules as they were then)."""
-    from models.assessment import latest_assessment
+    from breachflow.models.assessment import latest_assessment
 
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
@@ -109,10 +108,10 @@ def obligations(
     _print_obligations(key, assessment, window, show_all)
 
 
-def _print_obligations(key: str, assessment, window, show_all: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_obligations(key: str, assessment, window, show_all: bool) -> None:
     from zoneinfo import ZoneInfo
 
-    from models.base import utcnow
+    from breachflow.models.base import utcnow
 
     now = utcnow()
     table = Table(
@@ -152,7 +151,7 @@ def _print_obligations(key: str, assessment, window, show_all: bool) -> None:  #
         console.print(f"Considered, not applicable: {', '.join(regimes)} (--all for reasons)")
 
 
-def _left(delta) -> str:  # type: ignore[no-untyped-def]
+def _left(delta) -> str:
     seconds = delta.total_seconds()
     if seconds < 0:
         return f"[red]overdue {int(-seconds // 86400)}d {int(-seconds % 86400 // 3600)}h[/]"

@@ -6,13 +6,13 @@ import getpass
 import os
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, overload
 
 import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from flows.runs import ResponseSummary
+    from breachflow.flows.runs import ResponseSummary
 
 console = Console()
 errors = Console(stderr=True)
@@ -31,6 +31,10 @@ def actor() -> str:
     return os.environ.get("BREACH_ACTOR") or f"cli:{getpass.getuser()}"
 
 
+@overload
+def parse_time(value: str, option: str) -> datetime: ...
+@overload
+def parse_time(value: str | None, option: str) -> datetime | None: ...
 def parse_time(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None

@@ -14,17 +14,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cli.common import print_summary
-from cli.progress import run_with_progress
-from flows import assessment, runbook, runtime
-from flows.announce import operator_decision
-from flows.subjects import import_subjects
-from models import commands
-from models.base import utcnow
-from models.incident import Severity
-from models.notice import parse_notice_texts
+from breachflow import shipped
+from breachflow.cli.common import print_summary
+from breachflow.cli.progress import run_with_progress
+from breachflow.flows.announce.decision import operator_decision
+from breachflow.flows.approve import runbook
+from breachflow.flows.assess import assessment
+from breachflow.flows.assess.subjects import import_subjects
+from breachflow.models import commands, runtime
+from breachflow.models.base import utcnow
+from breachflow.models.incident import Severity
+from breachflow.models.notice import parse_notice_texts
 
-EXAMPLE_NOTICE = Path(__file__).resolve().parents[1] / "examples" / "notice.yaml"
+EXAMPLE_NOTICE = shipped("examples") / "notice.yaml"
 EN_FIRST = [
     "Alex",
     "Sam",

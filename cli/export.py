@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import Key, actor, console, errors
+from breachflow.cli.common import Key, actor, console, errors
 
 
 class Format(StrEnum):
@@ -38,7 +38,7 @@ def export(
     ] = None,
 ) -> None:
     """Export an incident for compliance; the export is recorded on its timeline."""
-    from flows.export import ExportFormat, export_incident
+    from breachflow.flows.export.write import ExportFormat, export_incident
 
     result = export_incident(key, ExportFormat(format_.value), out, actor())
     console.print(

@@ -8,9 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from flows import runtime
-from flows.subjects import ImportReport, import_subjects
-from models import commands
+from breachflow.flows.assess.subjects import ImportReport, import_subjects
+from breachflow.models import commands, runtime
 
 
 def import_with_progress(

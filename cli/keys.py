@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import actor, console, errors, fmt
-from flows import runtime
-from models.apikey import Role, create_key, keys, revoke_key
+from breachflow.cli.common import actor, console, errors, fmt
+from breachflow.models import runtime
+from breachflow.models.apikey import Role, create_key, keys, revoke_key
 
 keys_app = typer.Typer(help="API keys for the HTTP API (breach serve).", no_args_is_help=True)
 

@@ -11,14 +11,14 @@ import threading
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flows.runs import ResponseSummary
-from flows.runtime import database
-from models import ledger
-from models.commands import get_incident
+from breachflow.flows.runs import ResponseSummary
+from breachflow.models import ledger
+from breachflow.models.commands import get_incident
+from breachflow.models.runtime import database
 
 
 def run_with_progress(incident_key: str, requested_by: str, console: Console) -> ResponseSummary:
-    from flows.incident import incident_response
+    from breachflow.flows.incident import incident_response
 
     stop = threading.Event()
     progress = Progress(

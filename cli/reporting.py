@@ -8,13 +8,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import Key, actor, console, fmt, parse_time
-from flows import runtime
-from models import commands
-from models.announcement import announcements, latest_decision
-from models.base import utcnow
-from models.errors import InvalidInput
-from models.regulator_report import RegulatorReport, ReportState, reports
+from breachflow.cli.common import Key, actor, console, fmt, parse_time
+from breachflow.models import commands, runtime
+from breachflow.models.announcement import announcements, latest_decision
+from breachflow.models.base import utcnow
+from breachflow.models.errors import InvalidInput
+from breachflow.models.regulator_report import RegulatorReport, ReportState, reports
 
 report_app = typer.Typer(
     help="Record what happened to a regulator report: filed, acknowledged, late.",
@@ -44,8 +43,8 @@ def announce(
     notice is judged difficult or disproportionate) and it is published now. `--waive`
     records that none is made. `--update` publishes a new version of the current one.
     """
-    from flows.announce import operator_decision
-    from flows.publication import publish
+    from breachflow.flows.announce.decision import operator_decision
+    from breachflow.flows.announce.publication import publish
 
     if waive and update:
         raise InvalidInput("--waive and --update contradict each other")
@@ -133,7 +132,7 @@ def submitted(
     phase: Phase = None,
 ) -> None:
     """Record that a person filed a report on the regulator's portal."""
-    from flows.submission import record_submission
+    from breachflow.flows.report.submission import record_submission
 
     when = parse_time(at, "--at") or utcnow()
     report = record_submission(key, regime, phase, reference=reference, at=when, actor=actor())
@@ -147,7 +146,7 @@ def acknowledged(
     phase: Phase = None,
 ) -> None:
     """Record the regulator's acknowledgement of a submitted report."""
-    from flows.submission import record_acknowledgement
+    from breachflow.flows.report.submission import record_acknowledgement
 
     when = parse_time(at, "--at") or utcnow()
     report = record_acknowledgement(key, regime, phase, at=when, actor=actor())
@@ -156,7 +155,7 @@ def acknowledged(
 
 def delay_reason(key: Key, regime: Regime, reason: Reason, phase: Phase = None) -> None:
     """Give the reasons a report is late (F11); its pack is rewritten and it can be filed."""
-    from flows.submission import give_delay_reason
+    from breachflow.flows.report.submission import give_delay_reason
 
     report = give_delay_reason(key, regime, phase, reason, actor())
     console.print(
@@ -166,7 +165,7 @@ def delay_reason(key: Key, regime: Regime, reason: Reason, phase: Phase = None) 
 
 def supplement(key: Key, regime: Regime) -> None:
     """File a further (supplementary) report with the facts as they stand now."""
-    from flows.submission import supplement as file_supplement
+    from breachflow.flows.report.submission import supplement as file_supplement
 
     report = file_supplement(key, regime, actor())
     console.print(

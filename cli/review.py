@@ -11,14 +11,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import Key, channel_label, console, errors, fmt, states_text
-from cli.reporting import announcement_rows, reports_table
-from flows import runtime
-from flows.runbook import waiting_for
-from models import commands, ledger
-from models.incident import Incident
-from models.regulator_report import reports
-from models.timeline import brief, events_of, verify_chain
+from breachflow.cli.common import Key, channel_label, console, errors, fmt, states_text
+from breachflow.cli.reporting import announcement_rows, reports_table
+from breachflow.flows.approve.runbook import waiting_for
+from breachflow.models import commands, ledger, runtime
+from breachflow.models.incident import Incident
+from breachflow.models.regulator_report import reports
+from breachflow.models.timeline import brief, events_of, verify_chain
 
 
 def show(key: Key) -> None:
@@ -74,7 +73,7 @@ def show(key: Key) -> None:
 
 def _deadline(due: datetime | None, incident: Incident) -> str:
     """A deadline and where we stand against it: the dates that must not slip."""
-    from models.base import utcnow
+    from breachflow.models.base import utcnow
 
     if due is None:
         if incident.assessed_at is None:
@@ -190,7 +189,7 @@ def audit_verify(
 
 def _verify_bundle(path: Path, head: str | None) -> None:
     """Print what a bundle's check found; exit 1 on any problem."""
-    from flows.bundle_check import verify_bundle
+    from breachflow.flows.export.verify import verify_bundle
 
     check = verify_bundle(path, head)
     if check.ok:

@@ -8,11 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import Key, actor, console, fmt
-from flows import runbook as runbooks
-from flows import runtime
-from models import commands
-from models.base import utcnow
+from breachflow.cli.common import Key, actor, console, fmt
+from breachflow.flows.approve import runbook as runbooks
+from breachflow.models import commands, runtime
+from breachflow.models.base import utcnow
 
 Note = Annotated[str | None, typer.Option(help="What was done or decided, for the record.")]
 
@@ -77,7 +76,7 @@ def approve(
         step_id = runbooks.approve(session, incident, gate, actor(), note).step
     console.print(f"{key.upper()}: {gate} approved ({step_id}) by {actor()}.")
     if run:
-        from cli.common import print_summary
-        from cli.progress import run_with_progress
+        from breachflow.cli.common import print_summary
+        from breachflow.cli.progress import run_with_progress
 
         print_summary(run_with_progress(key, actor(), console))

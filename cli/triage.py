@@ -11,11 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from cli.common import Key, actor, console, errors, fmt, parse_time
-from flows import runtime
-from models import commands
-from models.alert import AlertGroup
-from models.incident import Incident, IncidentState
+from breachflow.cli.common import Key, actor, console, errors, fmt, parse_time
+from breachflow.models import commands, runtime
+from breachflow.models.alert import AlertGroup
+from breachflow.models.incident import Incident, IncidentState
 
 alerts_app = typer.Typer(help="Alert intake: sources that may post alerts.", no_args_is_help=True)
 Reason = Annotated[str, typer.Option("--reason", help="Why: it goes on the timeline.")]
@@ -24,7 +23,7 @@ Reason = Annotated[str, typer.Option("--reason", help="Why: it goes on the timel
 @alerts_app.command("add-source")
 def add_source(name: Annotated[str, typer.Argument(help="e.g. siem, ids.")]) -> None:
     """A source of signed alerts (POST /api/v1/alerts); prints its secret, once."""
-    from flows.intake import add_source as add
+    from breachflow.flows.intake.alerts import add_source as add
 
     secret = add(name, actor())
     sys.stdout.write(secret + "\n")
@@ -98,7 +97,7 @@ public_app = typer.Typer(
 @public_app.command("list")
 def public_list() -> None:
     """Reports from the public waiting for triage, oldest first (no contact details)."""
-    from flows.public_reports import queue
+    from breachflow.flows.intake.public_reports import queue
 
     rows = queue()
     if not rows:
@@ -124,7 +123,7 @@ def public_attach(
     reference: Annotated[str, typer.Argument(help="e.g. PR-1A2B3C4D.")], key: Key
 ) -> None:
     """Attach a report from the public to an incident (on its timeline)."""
-    from flows.public_reports import attach
+    from breachflow.flows.intake.public_reports import attach
 
     attach(reference, key, actor())
     console.print(f"{reference.upper()} attached to {key.upper()}.")

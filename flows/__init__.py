@@ -7,7 +7,7 @@ environment already says otherwise, as it must before ``prefect`` is imported.
 
 import os
 
-from models.settings import Settings
+from breachflow.models.settings import Settings
 
 os.environ.setdefault("PREFECT_HOME", str(Settings().prefect_home.resolve()))
 os.makedirs(os.environ["PREFECT_HOME"], exist_ok=True)

@@ -21,12 +21,17 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING, cast
 
 from prefect.settings import get_current_settings
 
-from flows.runtime import database, settings
-from models.commands import get_incident
-from models.errors import InvalidInput, ProviderUnavailable
+from breachflow.models.commands import get_incident
+from breachflow.models.errors import InvalidInput, ProviderUnavailable
+from breachflow.models.runtime import database, settings
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments.runner import RunnerDeployment
 
 DEPLOYMENT = "breachflow"
 RESPONSE = f"incident_response/{DEPLOYMENT}"
@@ -59,12 +64,16 @@ def _run_deployment(incident_key: str, requested_by: str, idempotency_key: str) 
         # a restored copy): the key and the instant it was created name one incident.
         created = get_incident(session, incident_key).created_at.isoformat()
     try:
-        run = run_deployment(
-            RESPONSE,
-            parameters={"incident_key": incident_key, "requested_by": requested_by},
-            timeout=0,
-            idempotency_key=f"{created}/{idempotency_key}",
-            as_subflow=False,
+        # Prefect types it "FlowRun or a coroutine" (sync or async caller); here it is sync.
+        run = cast(
+            "FlowRun",
+            run_deployment(
+                RESPONSE,
+                parameters={"incident_key": incident_key, "requested_by": requested_by},
+                timeout=0,
+                idempotency_key=f"{created}/{idempotency_key}",
+                as_subflow=False,
+            ),
         )
     except ObjectNotFound:
         raise InvalidInput(
@@ -82,7 +91,7 @@ def _run_deployment(incident_key: str, requested_by: str, idempotency_key: str) 
 def _in_thread(incident_key: str, requested_by: str) -> None:
     """A failed run is on the timeline (``run.failed``) with its reason: the thread has
     nobody to raise to."""
-    from flows.incident import incident_response
+    from breachflow.flows.incident import incident_response
 
     def run() -> None:
         with contextlib.suppress(Exception):
@@ -97,21 +106,23 @@ def serve_deployments(watchdog_every: float) -> None:
     from prefect.runner import Runner
     from prefect.types.entrypoint import EntrypointType
 
-    from flows.incident import incident_response
-    from flows.watchdog import deadline_watchdog
+    from breachflow.flows.incident import incident_response
+    from breachflow.flows.watchdog import deadline_watchdog
 
     runner = Runner(name="breachflow", pause_on_shutdown=False)
-    runner.add_deployment(
-        incident_response.to_deployment(DEPLOYMENT, entrypoint_type=EntrypointType.MODULE_PATH)
+    # Prefect types to_deployment "RunnerDeployment or a coroutine" (sync or async caller);
+    # called here, outside any event loop, it returns the RunnerDeployment.
+    response = incident_response.to_deployment(
+        DEPLOYMENT, entrypoint_type=EntrypointType.MODULE_PATH
     )
+    runner.add_deployment(cast("RunnerDeployment", response))
     if watchdog_every > 0:
-        runner.add_deployment(
-            deadline_watchdog.to_deployment(
-                DEPLOYMENT,
-                interval=timedelta(seconds=watchdog_every),
-                entrypoint_type=EntrypointType.MODULE_PATH,
-            )
+        watchdog = deadline_watchdog.to_deployment(
+            DEPLOYMENT,
+            interval=timedelta(seconds=watchdog_every),
+            entrypoint_type=EntrypointType.MODULE_PATH,
         )
+        runner.add_deployment(cast("RunnerDeployment", watchdog))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(runner.start())
 
@@ -119,7 +130,7 @@ def serve_deployments(watchdog_every: float) -> None:
 def watch_in_background(every: float, report: Callable[[str], None]) -> None:
     """The embedded watchdog: a check every ``every`` seconds beside the web server, for as
     long as it runs. A check that fails is reported and the next one runs on time."""
-    from flows.watchdog import deadline_watchdog
+    from breachflow.flows.watchdog import deadline_watchdog
 
     def loop() -> None:
         while True:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.announce import announce
-from flows.approve import gate
-from flows.assess import assess
-from flows.close import close
-from flows.notify import notify
-from flows.report import report, report_early
-from flows.runs import ResponseSummary, finish_run, flow_actor, record_failure, start_run
+from breachflow.flows.announce.step import announce
+from breachflow.flows.approve.step import gate
+from breachflow.flows.assess.step import assess
+from breachflow.flows.close.step import close
+from breachflow.flows.notify.step import notify
+from breachflow.flows.report.step import report, report_early
+from breachflow.flows.runs import ResponseSummary, finish_run, flow_actor, record_failure, start_run
 
 
 @flow(name="incident_response", on_failure=[record_failure], on_crashed=[record_failure])

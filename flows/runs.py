@@ -8,14 +8,14 @@ from typing import Any
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from flows.runtime import database, settings
-from models import ledger
-from models.base import utcnow
-from models.commands import get_incident
-from models.errors import InvalidInput, safe_reason
-from models.incident import IncidentState
-from models.settings import NotifierMode
-from models.timeline import EventKind, record
+from breachflow.models import ledger
+from breachflow.models.base import utcnow
+from breachflow.models.commands import get_incident
+from breachflow.models.errors import InvalidInput, safe_reason
+from breachflow.models.incident import IncidentState
+from breachflow.models.runtime import database, settings
+from breachflow.models.settings import NotifierMode
+from breachflow.models.timeline import EventKind, record
 
 
 class ResponseSummary(BaseModel):
@@ -81,9 +81,12 @@ def finish_run(
     return summary
 
 
-def record_failure(flow: Any, run: Any, state: Any) -> None:
-    """Prefect failure hook: the reason a run stopped belongs on the incident's timeline."""
-    key = run.parameters.get("incident_key")
+def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """Prefect failure hook: the reason a run stopped belongs on the incident's timeline.
+
+    The parameters are named as in Prefect's ``FlowStateHook`` protocol (``flow_run``
+    here is the run that stopped, not ``prefect.runtime.flow_run``)."""
+    key = flow_run.parameters.get("incident_key")
     try:
         state.result()
     except Exception as exc:  # the failure itself, as Prefect stored it
@@ -95,7 +98,7 @@ def record_failure(flow: Any, run: Any, state: Any) -> None:
             session,
             get_incident(session, key),
             EventKind.RUN_FAILED,
-            f"flow:incident_response/{run.name}",
+            f"flow:incident_response/{flow_run.name}",
             {"reason": reason[:1000]},
         )
 

@@ -9,8 +9,8 @@ from prefect.tasks import Task, exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from models.incident import Incident
-from models.timeline import EventKind, record
+from breachflow.models.incident import Incident
+from breachflow.models.timeline import EventKind, record
 
 TRANSIENT = (OperationalError, TimeoutError, ConnectionError)
 

@@ -21,21 +21,22 @@ from prefect import flow
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
-from flows.provider_reports import record_provider_reports
-from flows.reporting import recipient_of
-from flows.runtime import database, settings
-from models import ledger
-from models.assessment import latest_assessment
-from models.base import utcnow
-from models.delivery import Channel, DeliveryStatus, OutboundMessage
-from models.incident import Incident, IncidentState
-from models.regulator_report import RegulatorReport, ReportState, reports
-from models.settings import Settings
-from models.timeline import EventKind, record
-from models.watchdog import DeadlineWarning
-from notifiers import notifier_for
-from notifiers.email_message import message_id
-from rules import Obligation
+from breachflow.flows.notify.dispatch import pacer_for
+from breachflow.flows.notify.progress import record_provider_reports
+from breachflow.flows.report.filing import recipient_of
+from breachflow.models import ledger
+from breachflow.models.assessment import latest_assessment
+from breachflow.models.base import utcnow
+from breachflow.models.delivery import Channel, DeliveryStatus, OutboundMessage
+from breachflow.models.incident import Incident, IncidentState
+from breachflow.models.regulator_report import RegulatorReport, ReportState, reports
+from breachflow.models.runtime import database, settings
+from breachflow.models.settings import Settings
+from breachflow.models.timeline import EventKind, record
+from breachflow.models.watchdog import DeadlineWarning
+from breachflow.notifiers.email_message import message_id
+from breachflow.notifiers.factory import notifier_for
+from breachflow.rules import Obligation
 
 OVERDUE = "overdue"
 #: Incidents triage has not made yet, or made nothing: no deadline runs for them.
@@ -72,7 +73,7 @@ class DeadlineAlert:
 class WatchdogRun:
     alerts: list[DeadlineAlert]
     undelivered: list[str]  # e.g. "sms: 1 of 2 not sent (reason)"
-    reported: list[str]  # incidents whose ledger moved: flows/provider_reports.py
+    reported: list[str]  # incidents whose ledger moved: flows/notify/progress.py
 
 
 @flow(name="deadline_watchdog")
@@ -177,9 +178,9 @@ def deadline_statuses(
             met = notified
             at, reason = last_sent, None
         elif obligation.audience == "regulator":
-            report = filed.get((obligation.regime, recipient, obligation.phase))
-            met = report is not None
-            at, reason = (report.submitted_at, report.delay_reason) if report else (None, None)
+            filing = filed.get((obligation.regime, recipient, obligation.phase))
+            met = filing is not None
+            at, reason = (filing.submitted_at, filing.delay_reason) if filing else (None, None)
         else:
             found.append(status)
             continue
@@ -270,7 +271,7 @@ async def _escalate(warnings: list[DeadlineAlert], config: Settings) -> list[str
     for channel, recipients in batches.items():
         if not recipients:
             continue
-        notifier = notifier_for(channel, config, database())
+        notifier = notifier_for(channel, config, pacer=pacer_for(channel, config))
         batch = [
             OutboundMessage(
                 notification_id=number,

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
+from breachflow.models.base import Base, UTCDateTime, utcnow
 
 
 class AlertSource(Base):

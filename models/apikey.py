@@ -16,8 +16,8 @@ from enum import StrEnum
 from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
-from models.errors import InvalidInput
+from breachflow.models.base import Base, UTCDateTime, utcnow
+from breachflow.models.errors import InvalidInput
 
 
 class Role(StrEnum):

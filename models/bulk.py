@@ -27,12 +27,14 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # Binary COPY: ciphertexts go as bytes, not hex text the server must parse back.
-        types = dict(
+        types: dict[str, str] = dict(
             connection.exec_driver_sql(
                 "SELECT column_name, udt_name FROM information_schema.columns "
                 "WHERE table_name = %s AND table_schema = current_schema()",
                 (table.name,),
-            ).all()
+            )
+            .tuples()
+            .all()
         )
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"

@@ -9,17 +9,18 @@ person with none left is unreachable, and the reasons say why.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, RowMapping, Select, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from models.assessment import latest_assessment
-from models.delivery import Channel
-from models.errors import InvalidInput
-from models.incident import Incident
-from models.subject import Subject
+from breachflow.models.assessment import latest_assessment
+from breachflow.models.delivery import Channel
+from breachflow.models.errors import InvalidInput
+from breachflow.models.incident import Incident
+from breachflow.models.subject import Subject
 
 #: Policies speak of "phone" (a telephone call); our channel for it is ``voice``.
 POLICY_WORDS = {"phone": Channel.VOICE}
@@ -76,16 +77,16 @@ def chain_for(session: Session, incident: Incident) -> list[Channel]:
     return list(DEFAULT_CHAIN)
 
 
-def contact_columns() -> list:  # type: ignore[type-arg]
+def contact_columns() -> list[ColumnElement[Any] | InstrumentedAttribute[Any]]:
     """Columns to select for :func:`first_usable`: presence and problem per channel."""
-    columns = []
+    columns: list[ColumnElement[Any] | InstrumentedAttribute[Any]] = []
     for channel in Channel:
         present, problem, _ = _CONTACT[channel]
         columns += [present.is_not(None).label(f"{channel}_present"), problem]
     return columns
 
 
-def subjects_with_contacts(incident_id: int) -> Select:  # type: ignore[type-arg]
+def subjects_with_contacts(incident_id: int) -> Select[Any]:
     return select(Subject.id, *contact_columns()).where(Subject.incident_id == incident_id)
 
 
@@ -97,7 +98,7 @@ class Skip:
     problem: str | None
 
 
-def usable(contacts: Mapping[str, object], channel: Channel) -> Skip | None:
+def usable(contacts: RowMapping, channel: Channel) -> Skip | None:
     """None if the person can be tried on ``channel``; otherwise why not."""
     present = contacts[f"{channel}_present"]
     problem = contacts[_CONTACT[channel][1].key]
@@ -107,7 +108,7 @@ def usable(contacts: Mapping[str, object], channel: Channel) -> Skip | None:
 
 
 def next_channel(
-    contacts: Mapping[str, object], chain: Sequence[Channel], after: Channel | None
+    contacts: RowMapping, chain: Sequence[Channel], after: Channel | None
 ) -> tuple[Channel | None, list[Skip]]:
     """The first usable channel after ``after`` (or from the start), and why others were not."""
     start = 0 if after is None or after not in chain else chain.index(after) + 1

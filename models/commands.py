@@ -12,13 +12,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models.base import utcnow
-from models.errors import InvalidInput, NotFound
-from models.incident import Incident, IncidentState, Severity
-from models.notice import NoticeText, NoticeVersion
-from models.notification import Notification
-from models.subject import Subject
-from models.timeline import EventKind, advance, record
+from breachflow.models.base import utcnow
+from breachflow.models.errors import InvalidInput, NotFound
+from breachflow.models.incident import Incident, IncidentState, Severity
+from breachflow.models.notice import NoticeText, NoticeVersion
+from breachflow.models.notification import Notification
+from breachflow.models.subject import Subject
+from breachflow.models.timeline import EventKind, advance, record
 
 CLOCK_SKEW = timedelta(minutes=5)
 

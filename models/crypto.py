@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from models.errors import BreachError
+from breachflow.models.errors import BreachError
 
 VERSION = b"\x01"
 NONCE_BYTES = 12

@@ -8,8 +8,8 @@ from enum import StrEnum
 from sqlalchemy import JSON, Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
-from models.errors import IllegalTransition
+from breachflow.models.base import Base, UTCDateTime, utcnow
+from breachflow.models.errors import IllegalTransition
 
 
 class Severity(StrEnum):

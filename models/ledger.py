@@ -12,21 +12,28 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from models.base import utcnow
-from models.chain import PROBLEM_COLUMN, Skip, explain, next_channel, subjects_with_contacts
-from models.delivery import (
+from breachflow.models.base import utcnow
+from breachflow.models.chain import (
+    PROBLEM_COLUMN,
+    Skip,
+    explain,
+    next_channel,
+    subjects_with_contacts,
+)
+from breachflow.models.delivery import (
     Channel,
     DeliveryResult,
     DeliveryStatus,
     ProviderEvent,
     ProviderEventStatus,
 )
-from models.incident import Incident
-from models.notification import (
+from breachflow.models.incident import Incident
+from breachflow.models.notification import (
     FINAL_STATES,
     REACHED_STATES,
     DeliveryReport,
@@ -34,8 +41,8 @@ from models.notification import (
     NotificationState,
     idempotency_key,
 )
-from models.subject import Subject
-from models.workers import orphaned
+from breachflow.models.subject import Subject
+from breachflow.models.workers import orphaned
 
 State = NotificationState
 REASON_WIDTH = 500  # the stored width of a reason
@@ -171,7 +178,8 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> float:
         """Exponential backoff with jitter: spreads retries so they don't arrive as a wave."""
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
+        # Annotated: typeshed types ``int ** int`` as Any (a negative exponent gives a float).
+        ceiling: float = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
         return ceiling * random.uniform(0.5, 1.0)
 
 
@@ -205,7 +213,8 @@ def record_results(
     outcome["lease_lost"] = sum(1 for r in results if r.notification_id not in held)
     sent = [r for r in results if r.notification_id in held and r.status is DeliveryStatus.SENT]
     if sent:
-        table = Notification.__table__
+        # SQLAlchemy types ``__table__`` as FromClause; a ``__tablename__`` class maps a Table.
+        table = cast(Table, Notification.__table__)
         session.execute(
             update(table)
             .where(table.c.id == bindparam("row_id"))
@@ -510,7 +519,7 @@ def people(session: Session, incident: Incident) -> PeopleOutcome:
     """A person has at most one row that is not ``failed_permanent`` (channels are tried one
     after another), so distinct people per state class add up."""
 
-    def distinct(*where: object) -> int:
+    def distinct(*where: ColumnElement[bool]) -> int:
         return (
             session.scalar(
                 select(func.count(func.distinct(Notification.subject_id))).where(
@@ -615,7 +624,9 @@ def funnel(session: Session, incident: Incident) -> list[ChannelFunnel]:
             select(Notification.channel, func.count())
             .where(Notification.incident_id == incident.id, _left_without_channel())
             .group_by(Notification.channel)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     rows = []
     for channel, by_state in sorted(states.items(), key=lambda item: order.index(item[0])):

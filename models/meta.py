@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base
-from models.crypto import DataKeyError, Vault
+from breachflow.models.base import Base
+from breachflow.models.crypto import DataKeyError, Vault
 
 KEY_FINGERPRINT = "data_key_fingerprint"
 

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
-from models.errors import InvalidInput
+from breachflow.models.base import Base, UTCDateTime, utcnow
+from breachflow.models.errors import InvalidInput
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 

@@ -16,8 +16,8 @@ from enum import StrEnum
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, UTCDateTime, utcnow
-from models.subject import Subject
+from breachflow.models.base import Base, UTCDateTime, utcnow
+from breachflow.models.subject import Subject
 
 
 class NotificationState(StrEnum):

@@ -38,9 +38,9 @@ from sqlalchemy import Float, Integer, String, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base
-from models.db import Database
-from models.workers import orphaned
+from breachflow.models.base import Base
+from breachflow.models.db import Database
+from breachflow.models.workers import orphaned
 
 RESERVE_SECONDS = 0.5  # how much traffic one reservation covers
 #: Pace this far under the configured ceiling. Requests reach the provider a few
@@ -60,7 +60,7 @@ class RateLimit(Base):
 class DatabasePacer:
     """``await pacer.wait()`` before each message: returns at that message's slot.
 
-    One pacer serves a process for as long as it lives (``notifiers.pacer_for``), from any
+    One pacer serves a process for as long as it lives (the dispatcher's ``pacer_for``), from any
     thread and event loop: what it has reserved but not used carries over from one batch to
     the next, and so does the spacing after its last release.
     """

@@ -1,21 +1,21 @@
 """Imports every model so that ``Base.metadata`` knows all tables (for Alembic)."""
 
-from models.alert import AlertGroup, AlertSource, SeenSignature
-from models.announcement import Announcement, AnnouncementDecision
-from models.apikey import ApiKey
-from models.assessment import Assessment
-from models.base import Base
-from models.incident import Incident
-from models.meta import Meta
-from models.notice import NoticeVersion
-from models.notification import DeliveryReport, Notification
-from models.pacing import ProviderSlot, RateLimit
-from models.public_report import PublicReport
-from models.regulator_report import RegulatorReport
-from models.runbook import StepDone
-from models.subject import Subject
-from models.timeline import TimelineEvent
-from models.watchdog import DeadlineWarning
+from breachflow.models.alert import AlertGroup, AlertSource, SeenSignature
+from breachflow.models.announcement import Announcement, AnnouncementDecision
+from breachflow.models.apikey import ApiKey
+from breachflow.models.assessment import Assessment
+from breachflow.models.base import Base
+from breachflow.models.incident import Incident
+from breachflow.models.meta import Meta
+from breachflow.models.notice import NoticeVersion
+from breachflow.models.notification import DeliveryReport, Notification
+from breachflow.models.pacing import ProviderSlot, RateLimit
+from breachflow.models.public_report import PublicReport
+from breachflow.models.regulator_report import RegulatorReport
+from breachflow.models.runbook import StepDone
+from breachflow.models.subject import Subject
+from breachflow.models.timeline import TimelineEvent
+from breachflow.models.watchdog import DeadlineWarning
 
 __all__ = [
     "AlertGroup",

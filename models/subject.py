@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, opaque, utcnow
+from breachflow.models.base import Base, UTCDateTime, opaque, utcnow
 
 
 class Subject(Base):

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
-from models.incident import Incident, IncidentState
+from breachflow.models.base import Base, UTCDateTime, utcnow
+from breachflow.models.incident import Incident, IncidentState
 
 GENESIS = "0" * 64
 

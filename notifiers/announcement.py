@@ -26,12 +26,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from models.delivery import DeliveryStatus, OutboundMessage
-from models.files import write_atomically
-from notifiers.base import Notifier
-from notifiers.email_message import message_id
-from notifiers.fonts import web_font
-from notifiers.render import environment
+from breachflow.models.delivery import DeliveryStatus, OutboundMessage
+from breachflow.models.files import write_atomically
+from breachflow.notifiers.base import Notifier
+from breachflow.notifiers.email_message import message_id
+from breachflow.rendering.environment import environment
+from breachflow.rendering.fonts import web_font
 
 LANGUAGE_LABELS = {"en": "English", "zh-CN": "中文"}
 SIGNATURE_HEADER = "Breachflow-Signature"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from models.delivery import DeliveryResult, OutboundMessage
+from breachflow.models.delivery import DeliveryResult, OutboundMessage
 
 
 class Notifier(Protocol):

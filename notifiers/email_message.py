@@ -21,8 +21,8 @@ from email.mime.text import MIMEText
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 
-from models.base import utcnow
-from models.delivery import Attachment, OutboundMessage
+from breachflow.models.base import utcnow
+from breachflow.models.delivery import Attachment, OutboundMessage
 
 MAX_LINE = 998  # RFC 5322: longest line a part may carry unencoded
 FOLD_AT = 78
@@ -85,7 +85,8 @@ def _part(body: str, subtype: str) -> MIMEText:
     """ASCII text with short lines as it is (7bit); anything else base64 UTF-8."""
     if body.isascii() and all(len(line) <= MAX_LINE for line in body.splitlines()):
         return MIMEText(body, subtype, "us-ascii")
-    return MIMEText(body, subtype, _UTF8)
+    # typeshed says str, but MIMEText hands the charset to set_payload, which takes a Charset.
+    return MIMEText(body, subtype, _UTF8)  # type: ignore[arg-type]
 
 
 def _boundary(message_id: str, kind: str) -> str:

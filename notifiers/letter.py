@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
-from notifiers.pdf import PdfRenderer
+from breachflow.models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
+from breachflow.rendering.pdf import PdfRenderer
 
 ADDRESS_LINES = 5  # address_line_1..5, then country_or_last_line
 MANIFEST_COLUMNS = (

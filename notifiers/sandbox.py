@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
-from notifiers.email_message import UnbuildableMessage, build_email, message_id
+from breachflow.models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
+from breachflow.notifiers.email_message import UnbuildableMessage, build_email, message_id
 
 
 def outbox_files(outbox: Path, channel: str, idempotency_key: str, sender: str) -> list[Path]:
@@ -116,6 +116,10 @@ class OutboxNotifier(_Outbox):
         refusal = self.refuse(msg)
         if refusal:
             raise Refused(refusal)
-        content = {"channel": self.channel, "to": msg.recipient, "locale": msg.locale}
+        content: dict[str, object] = {
+            "channel": self.channel,
+            "to": msg.recipient,
+            "locale": msg.locale,
+        }
         content |= self.payload(msg)
         return json.dumps(content, ensure_ascii=False, indent=2).encode()

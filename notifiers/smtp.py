@@ -11,14 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import TypedDict
 
 import aiosmtplib
 
-from models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
-from models.settings import SmtpTls
-from notifiers.email_message import UnbuildableMessage, build_email, scrub
+from breachflow.models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
+from breachflow.models.settings import SmtpTls
+from breachflow.notifiers.email_message import UnbuildableMessage, build_email, scrub
 
 CONNECTION_LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError)
+
+
+class _ConnectionOptions(TypedDict):
+    """The arguments of each pool connection's ``aiosmtplib.SMTP``."""
+
+    hostname: str
+    port: int
+    username: str | None
+    password: str | None
+    use_tls: bool
+    start_tls: bool
+    timeout: float
+    tls_context: ssl.SSLContext | None
 
 
 class _ServerUnusable(Exception):
@@ -50,7 +64,7 @@ class SmtpEmailNotifier:
         self.organisation = organisation
         self.pool_size = pool_size
         self.server = f"{host}:{port}"
-        self._connection_options = {
+        self._connection_options: _ConnectionOptions = {
             "hostname": host,
             "port": port,
             "username": username,

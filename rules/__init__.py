@@ -27,12 +27,12 @@ Deadline conventions:
   operator's own (``OrganisationProfile.timezone``, default UTC) for the policy.
 """
 
-from rules.engine import evaluate, notification_window, ruleset_fingerprint
-from rules.facts import IncidentFacts, Obligation, OrganisationProfile
-from rules.loader import RuleFileError, load_regime, load_rules
-from rules.policy import default_policy, load_policy
-from rules.schema import PolicyProfile, Regime
-from rules.vocab import RULES_DIR
+from breachflow.rules.engine import evaluate, notification_window, ruleset_fingerprint
+from breachflow.rules.facts import IncidentFacts, Obligation, OrganisationProfile
+from breachflow.rules.loader import RuleFileError, load_regime, load_rules
+from breachflow.rules.policy import default_policy, load_policy
+from breachflow.rules.schema import PolicyProfile, Regime
+from breachflow.rules.vocab import RULES_DIR
 
 __all__ = [
     "RULES_DIR",

@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from rules.schema import HolidayCalendar
-from rules.vocab import Unit
+from breachflow.rules.schema import HolidayCalendar
+from breachflow.rules.vocab import Unit
 
 END_OF_DAY = time(23, 59, 59)
 

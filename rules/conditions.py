@@ -10,8 +10,8 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rules.facts import IncidentFacts, OrganisationProfile
-from rules.schema import (
+from breachflow.rules.facts import IncidentFacts, OrganisationProfile
+from breachflow.rules.schema import (
     UNVERIFIED_NOTE,
     Applicability,
     Condition,

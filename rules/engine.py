@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from rules.calendar import calendar_note, deadline_after, describe, year_end
-from rules.conditions import Context, Verdict, check, in_scope, substitute_text
-from rules.facts import IncidentFacts, Obligation, OrganisationProfile
-from rules.schema import (
+from breachflow.rules.calendar import calendar_note, deadline_after, describe, year_end
+from breachflow.rules.conditions import Context, Verdict, check, in_scope, substitute_text
+from breachflow.rules.facts import IncidentFacts, Obligation, OrganisationProfile
+from breachflow.rules.schema import (
     Deadline,
     Exemption,
     ObligationRef,
@@ -221,9 +221,9 @@ def _decide(
             return verdict, chosen
         reasons.insert(0, verdict.reason)  # the obligation's own test decides: name it first
     for exemption in regime.exemptions:
-        verdict = _exempt(exemption, spec, facts)
-        if verdict is not None:
-            return verdict, chosen
+        exempt = _exempt(exemption, spec, facts)
+        if exempt is not None:
+            return exempt, chosen
     for variant in spec.variants:
         verdict = check(variant.when, ctx)
         if verdict.ok:

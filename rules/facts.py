@@ -14,8 +14,8 @@ from pydantic import (
     model_validator,
 )
 
-from rules.schema import check_timezone
-from rules.vocab import (
+from breachflow.rules.schema import check_timezone
+from breachflow.rules.vocab import (
     Anchor,
     Audience,
     Phase,

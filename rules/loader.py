@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from rules.schema import Regime
-from rules.vocab import GROUPS_FILE, RULES_DIR, groups
+from breachflow.rules.schema import Regime
+from breachflow.rules.vocab import GROUPS_FILE, RULES_DIR, groups
 
 DATA_FILES = frozenset({GROUPS_FILE.name})
 PLACE_KEYS = frozenset({"residence", "home", "of"})

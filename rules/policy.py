@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rules.loader import RuleFileError, read_yaml, validate_file
-from rules.schema import PolicyProfile
-from rules.vocab import RULES_DIR
+from breachflow.rules.loader import RuleFileError, read_yaml, validate_file
+from breachflow.rules.schema import PolicyProfile
+from breachflow.rules.vocab import RULES_DIR
 
 POLICY_FILE = RULES_DIR / "policy.yaml"
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rules.vocab import (
+from breachflow.rules.vocab import (
     PLACE_CODE,
     Anchor,
     Audience,

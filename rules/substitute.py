@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rules.conditions import OPS, Context, count
-from rules.schema import CountTest, SubstituteCondition, SubstituteNotice
+from breachflow.rules.conditions import OPS, Context, count
+from breachflow.rules.schema import CountTest, SubstituteCondition, SubstituteNotice
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from pathlib import Path
 from typing import Literal
 
 import yaml
 
-RULES_DIR = Path(__file__).resolve().parent
+from breachflow import shipped
+
+RULES_DIR = shipped("rules")
 GROUPS_FILE = RULES_DIR / "groups.yaml"
 
 #: Clock starts. ``handling_ended`` (CAC summary report) and ``contained`` (DESIGN.md) are

@@ -30,10 +30,10 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from flows import runtime
-from models.crypto import generate_key
-from models.db import Database
-from models.settings import Settings
+from breachflow.models import runtime
+from breachflow.models.crypto import generate_key
+from breachflow.models.db import Database
+from breachflow.models.settings import Settings
 
 POSTGRES_URL = os.environ.get("BREACH_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.pages import assets, board, exports, incident, person, session, timeline
+from breachflow.api.pages import assets, board, exports, incident, person, session, timeline
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 for part in (session, assets, board, incident, timeline, person, exports):

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.pages.render import CJK_RANGE, HEADERS, font_text
-from api.pages.session import viewer
-from notifiers.fonts import WEB_FONT_FAMILY, web_font
-from notifiers.render import TEMPLATES
+from breachflow.api.pages.render import CJK_RANGE, HEADERS, font_text
+from breachflow.api.pages.session import viewer
+from breachflow.rendering.environment import TEMPLATES
+from breachflow.rendering.fonts import WEB_FONT_FAMILY, web_font
 
 router = APIRouter()
 

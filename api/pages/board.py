@@ -11,17 +11,22 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import ColumnElement, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
-from api.auth import Caller
-from api.pages.paging import links, offset_from
-from api.pages.render import render
-from api.pages.session import page
-from api.pages.times import TONE, countdown, when
-from flows.runtime import database
-from flows.watchdog import DeadlineState, DeadlineStatus, deadline_statuses, unfiled_report
-from models import commands
-from models.base import utcnow
-from models.errors import InvalidInput
-from models.incident import Incident, IncidentState
+from breachflow.api.auth import Caller
+from breachflow.api.pages.paging import links, offset_from
+from breachflow.api.pages.render import render
+from breachflow.api.pages.session import page
+from breachflow.api.pages.times import TONE, countdown, when
+from breachflow.flows.watchdog import (
+    DeadlineState,
+    DeadlineStatus,
+    deadline_statuses,
+    unfiled_report,
+)
+from breachflow.models import commands
+from breachflow.models.base import utcnow
+from breachflow.models.errors import InvalidInput
+from breachflow.models.incident import Incident, IncidentState
+from breachflow.models.runtime import database
 
 router = APIRouter()
 

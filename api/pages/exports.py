@@ -13,10 +13,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
-from api.auth import Caller
-from api.pages.render import HEADERS, render
-from api.pages.session import page
-from flows.export import ExportFormat, export_incident
+from breachflow.api.auth import Caller
+from breachflow.api.pages.render import HEADERS, render
+from breachflow.api.pages.session import page
+from breachflow.flows.export.write import ExportFormat, export_incident
 
 router = APIRouter()
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from models import ledger
-from models.incident import Incident
+from breachflow.models import ledger
+from breachflow.models.incident import Incident
 
 BAR_X, BAR = 130, 320  # where the funnel's bars start, and the longest one
 CHANNEL_NAMES = {

@@ -11,21 +11,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from api.auth import Caller
-from api.pages.funnel import notification
-from api.pages.person import PERSONAL_DATA
-from api.pages.render import render
-from api.pages.session import page
-from api.pages.times import TONE, countdown, when
-from flows import runbook as runbooks
-from flows.announce import announcement_status
-from flows.runtime import database
-from flows.watchdog import DeadlineState, DeadlineStatus, deadline_statuses
-from models import commands
-from models.announcement import announcements, latest_decision
-from models.base import utcnow
-from models.incident import Incident
-from models.regulator_report import RegulatorReport, ReportState, reports
+from breachflow.api.auth import Caller
+from breachflow.api.pages.funnel import notification
+from breachflow.api.pages.person import PERSONAL_DATA
+from breachflow.api.pages.render import render
+from breachflow.api.pages.session import page
+from breachflow.api.pages.times import TONE, countdown, when
+from breachflow.flows.announce.decision import announcement_status
+from breachflow.flows.approve import runbook as runbooks
+from breachflow.flows.watchdog import DeadlineState, DeadlineStatus, deadline_statuses
+from breachflow.models import commands
+from breachflow.models.announcement import announcements, latest_decision
+from breachflow.models.base import utcnow
+from breachflow.models.incident import Incident
+from breachflow.models.regulator_report import RegulatorReport, ReportState, reports
+from breachflow.models.runtime import database
 
 router = APIRouter()
 
@@ -47,7 +47,7 @@ async def incident_page(request: Request, key: str) -> Response:
         now = utcnow()
         with database().unit_of_work() as session:
             incident = commands.get_incident(session, key)
-            context = {
+            context: dict[str, Any] = {
                 "incident": _summary(session, incident),
                 "anchors": [(label, when(getattr(incident, a))) for label, a in ANCHORS],
                 "obligations": [

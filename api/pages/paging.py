@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from models.errors import InvalidInput
+from breachflow.models.errors import InvalidInput
 
 MAX_OFFSET = 2**31
 

@@ -15,17 +15,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.auth import Caller
-from api.pages.render import HEADERS, render
-from api.pages.session import page, to_login, viewer
-from api.pages.times import when
-from flows.runtime import database, vault
-from models import commands
-from models.apikey import Role
-from models.errors import NotFound
-from models.notification import Notification
-from models.subject import Subject
-from models.timeline import EventKind, record
+from breachflow.api.auth import Caller
+from breachflow.api.pages.render import HEADERS, render
+from breachflow.api.pages.session import page, to_login, viewer
+from breachflow.api.pages.times import when
+from breachflow.models import commands
+from breachflow.models.apikey import Role
+from breachflow.models.errors import NotFound
+from breachflow.models.notification import Notification
+from breachflow.models.runtime import database, vault
+from breachflow.models.subject import Subject
+from breachflow.models.timeline import EventKind, record
 
 router = APIRouter()
 
@@ -71,7 +71,7 @@ async def person_page(request: Request, key: str, subject_id: str) -> Response:
                 who.actor,
                 {"subject_id": subject.external_id, "role": str(who.role)},
             )
-            context = {
+            context: dict[str, Any] = {
                 "incident": {"key": incident.key, "title": incident.title},
                 "purged": when(incident.purged_at),
                 "event": viewed.seq,

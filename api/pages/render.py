@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse
 
-from notifiers.render import environment
+from breachflow.rendering.environment import environment
 
 #: No script anywhere; styles and fonts only from here; no framing, no referrer.
 POLICY = (

@@ -21,11 +21,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import READERS, Caller
-from api.pages.render import HEADERS, render
-from flows.runtime import database, settings, vault
-from models.apikey import Role, authenticate, live_key
-from models.errors import BreachError, NotFound
+from breachflow.api.auth import READERS, Caller
+from breachflow.api.pages.render import HEADERS, render
+from breachflow.models.apikey import Role, authenticate, live_key
+from breachflow.models.errors import BreachError, NotFound
+from breachflow.models.runtime import database, settings, vault
 
 router = APIRouter()
 
@@ -70,7 +70,8 @@ async def login_page(next: str | None = None) -> Response:
 async def login(request: Request) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=5)
     token = (form.get("key") or [""])[0][:200]
-    target = _safe_next((form.get("next") or [None])[0])
+    nexts = form.get("next")
+    target = _safe_next(nexts[0] if nexts else None)
     if not _same_origin(request):
         return render("login", 403, next=target, error="Log in from this site's own page.")
     cookie, error = await run_in_threadpool(_login_with, token)

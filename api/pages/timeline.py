@@ -11,15 +11,15 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.auth import Caller
-from api.pages.paging import links, offset_from
-from api.pages.render import render
-from api.pages.session import page
-from api.pages.times import when
-from flows.runtime import database
-from models import commands
-from models.incident import Incident
-from models.timeline import TimelineEvent, brief, verify_chain
+from breachflow.api.auth import Caller
+from breachflow.api.pages.paging import links, offset_from
+from breachflow.api.pages.render import render
+from breachflow.api.pages.session import page
+from breachflow.api.pages.times import when
+from breachflow.models import commands
+from breachflow.models.incident import Incident
+from breachflow.models.runtime import database
+from breachflow.models.timeline import TimelineEvent, brief, verify_chain
 
 router = APIRouter()
 
@@ -50,7 +50,7 @@ async def timeline_page(
                 .limit(TIMELINE_PAGE)
                 .offset(start)
             ).all()
-            context = {
+            context: dict[str, Any] = {
                 "incident": {"key": incident.key, "title": incident.title},
                 "chain": {
                     "ok": check.ok,

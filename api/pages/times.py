@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flows.watchdog import DeadlineState
+from breachflow.flows.watchdog import DeadlineState
 
 #: The state of a deadline → the colour class the pages give it.
 TONE = {

@@ -12,21 +12,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Caller, allow
-from flows.intake import Alert, ReplayedAlert, receive, verify_signature
-from models.apikey import Role
-from models.errors import InvalidInput
-from models.incident import Severity
+from breachflow.api.auth import Caller, allow
+from breachflow.flows.intake.alerts import Alert, ReplayedAlert, receive, verify_signature
+from breachflow.models.apikey import Role
+from breachflow.models.errors import InvalidInput
+from breachflow.models.incident import Severity
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 SOURCES = frozenset({Role.ALERT_SOURCE, Role.ADMIN})
+AlertSource = Annotated[Caller, allow(SOURCES)]
 #: Alertmanager's customary ``severity`` label values, on our scale.
 SEVERITIES = {
     "critical": Severity.CRITICAL,
@@ -99,7 +100,7 @@ class AlertmanagerWebhook(BaseModel):
 
 @router.post("/alertmanager", status_code=202)
 async def alertmanager(
-    payload: AlertmanagerWebhook, who: Caller = allow(SOURCES)
+    payload: AlertmanagerWebhook, who: AlertSource
 ) -> dict[str, list[IntakeOut]]:
     if payload.version != "4":
         raise InvalidInput(f"Alertmanager webhook version {payload.version}: only 4 is read")

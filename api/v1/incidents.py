@@ -19,18 +19,18 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import READERS, RESPONDERS, Caller, allow
-from flows.announce import announcement_status
-from flows.assessment import check_data_categories
-from flows.deployments import start_response
-from flows.runtime import database, settings, vault
-from models import commands, ledger
-from models.assessment import latest_assessment
-from models.errors import InvalidInput
-from models.incident import Incident, IncidentState, Severity
-from models.notice import parse_notice_texts
-from models.regulator_report import reports
-from models.timeline import TimelineEvent, verify_chain
+from breachflow.api.auth import Caller, Reader, Responder
+from breachflow.flows.announce.decision import announcement_status
+from breachflow.flows.assess.assessment import check_data_categories
+from breachflow.flows.deployments import start_response
+from breachflow.models import commands, ledger
+from breachflow.models.assessment import latest_assessment
+from breachflow.models.errors import InvalidInput
+from breachflow.models.incident import Incident, IncidentState, Severity
+from breachflow.models.notice import parse_notice_texts
+from breachflow.models.regulator_report import reports
+from breachflow.models.runtime import database, settings, vault
+from breachflow.models.timeline import TimelineEvent, verify_chain
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
@@ -107,7 +107,7 @@ REQUIRED_FACTS = frozenset({"detected_at", "aware_at", "encrypted_key_safe", "im
 
 
 @router.post("", status_code=201, response_model=IncidentOut)
-async def declare(body: IncidentIn, response: Response, who: Caller = allow(RESPONDERS)) -> Any:
+async def declare(body: IncidentIn, response: Response, who: Responder) -> Any:
     def work() -> IncidentOut:
         with database().unit_of_work() as session:
             incident = commands.declare(
@@ -125,11 +125,11 @@ async def declare(body: IncidentIn, response: Response, who: Caller = allow(RESP
 
 @router.get("", response_model=IncidentPage)
 async def list_incidents(
+    who: Reader,
     state: IncidentState | None = None,
     severity: Severity | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
-    who: Caller = allow(READERS),
 ) -> Any:
     def work() -> IncidentPage:
         query = select(Incident)
@@ -147,12 +147,12 @@ async def list_incidents(
 
 
 @router.get("/{key}", response_model=IncidentOut)
-async def read(key: str, who: Caller = allow(READERS)) -> Any:
+async def read(key: str, who: Reader) -> Any:
     return await _with_incident(key, IncidentOut.of)
 
 
 @router.patch("/{key}")
-async def update(key: str, body: IncidentPatch, who: Caller = allow(RESPONDERS)) -> Any:
+async def update(key: str, body: IncidentPatch, who: Responder) -> Any:
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise InvalidInput("nothing to update: give at least one field")
@@ -170,9 +170,7 @@ async def update(key: str, body: IncidentPatch, who: Caller = allow(RESPONDERS))
 
 
 @router.put("/{key}/notice")
-async def set_notice(
-    key: str, body: dict[str, dict[str, str]], who: Caller = allow(RESPONDERS)
-) -> dict[str, Any]:
+async def set_notice(key: str, body: dict[str, dict[str, str]], who: Responder) -> dict[str, Any]:
     """The notice texts, per locale, as in ``examples/notice.yaml``."""
     texts = parse_notice_texts(body)
 
@@ -186,7 +184,7 @@ async def set_notice(
 
 
 @router.post("/{key}/subjects")
-async def import_subjects(key: str, request: Request, who: Caller = allow(RESPONDERS)) -> Any:
+async def import_subjects(key: str, request: Request, who: Responder) -> Any:
     """The affected people as a CSV or JSON Lines body (``Content-Type: text/csv`` or
     ``application/x-ndjson``); malformed rows are rejected with their line and reason."""
     kind = request.headers.get("content-type", "").split(";")[0].strip()
@@ -202,7 +200,7 @@ async def import_subjects(key: str, request: Request, who: Caller = allow(RESPON
 
 
 def _import(key: str, path: Path, who: Caller) -> dict[str, Any]:
-    from flows.subjects import import_subjects
+    from breachflow.flows.assess.subjects import import_subjects
 
     config = settings()
     keys = vault()  # before the transaction: it checks the key in one of its own
@@ -230,7 +228,7 @@ def _import(key: str, path: Path, who: Caller) -> dict[str, Any]:
 @router.post("/{key}/runs", status_code=202)
 async def run(
     key: str,
-    who: Caller = allow(RESPONDERS),
+    who: Responder,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -268,7 +266,7 @@ def _ready_to_run(incident: Incident) -> None:
 
 
 @router.get("/{key}/obligations")
-async def obligations(key: str, who: Caller = allow(READERS)) -> Any:
+async def obligations(key: str, who: Reader) -> Any:
     def work(incident: Incident) -> Any:
         with database().unit_of_work() as session:
             assessment = latest_assessment(session, incident.id)
@@ -280,7 +278,7 @@ async def obligations(key: str, who: Caller = allow(READERS)) -> Any:
 
 
 @router.get("/{key}/notifications")
-async def notifications(key: str, who: Caller = allow(READERS)) -> Any:
+async def notifications(key: str, who: Reader) -> Any:
     def work(incident: Incident) -> Any:
         with database().unit_of_work() as session:
             people = ledger.people(session, incident)
@@ -297,7 +295,7 @@ async def notifications(key: str, who: Caller = allow(READERS)) -> Any:
 
 
 @router.get("/{key}/announcement")
-async def announcement(key: str, who: Caller = allow(READERS)) -> Any:
+async def announcement(key: str, who: Reader) -> Any:
     def work(incident: Incident) -> Any:
         with database().unit_of_work() as session:
             return announcement_status(session, incident)
@@ -306,7 +304,7 @@ async def announcement(key: str, who: Caller = allow(READERS)) -> Any:
 
 
 @router.get("/{key}/reports")
-async def regulator_reports(key: str, who: Caller = allow(READERS)) -> Any:
+async def regulator_reports(key: str, who: Reader) -> Any:
     def work(incident: Incident) -> Any:
         with database().unit_of_work() as session:
             return [
@@ -331,9 +329,7 @@ async def regulator_reports(key: str, who: Caller = allow(READERS)) -> Any:
 
 
 @router.get("/{key}/timeline")
-async def timeline(
-    key: str, limit: Limit = 100, offset: Offset = 0, who: Caller = allow(READERS)
-) -> Any:
+async def timeline(key: str, who: Reader, limit: Limit = 100, offset: Offset = 0) -> Any:
     def work(incident: Incident) -> Any:
         with database().unit_of_work() as session:
             check = verify_chain(session, incident)

@@ -15,18 +15,20 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import READERS, Caller, allow
-from flows import runbook as runbooks
-from flows.deployments import start_response
-from flows.runtime import database
-from models import commands
-from models.apikey import Role
-from models.base import utcnow
+from breachflow.api.auth import Caller, Reader, allow
+from breachflow.flows.approve import runbook as runbooks
+from breachflow.flows.deployments import start_response
+from breachflow.models import commands
+from breachflow.models.apikey import Role
+from breachflow.models.base import utcnow
+from breachflow.models.runtime import database
 
 router = APIRouter(prefix="/api/v1/incidents/{key}", tags=["runbook"])
 
 STEP_TAKERS = frozenset({Role.ADMIN, Role.ONCALL, Role.RESPONDER})
 APPROVERS = frozenset({Role.ADMIN, Role.ONCALL})
+StepTaker = Annotated[Caller, allow(STEP_TAKERS)]
+Approver = Annotated[Caller, allow(APPROVERS)]
 #: An evidence file's name: a plain name, no path, not hidden.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
 
@@ -38,7 +40,7 @@ class Note(BaseModel):
 
 
 @router.get("/runbook")
-async def checklist(key: str, who: Caller = allow(READERS)) -> dict[str, Any]:
+async def checklist(key: str, who: Reader) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         now = utcnow()
         with database().unit_of_work() as session:
@@ -69,9 +71,7 @@ async def checklist(key: str, who: Caller = allow(READERS)) -> dict[str, Any]:
 
 
 @router.post("/runbook/{step}")
-async def step_done(
-    key: str, step: str, body: Note, who: Caller = allow(STEP_TAKERS)
-) -> dict[str, Any]:
+async def step_done(key: str, step: str, body: Note, who: StepTaker) -> dict[str, Any]:
     """Mark a step done (a step that needs evidence: ``…/evidence``)."""
 
     def work() -> dict[str, Any]:
@@ -89,8 +89,8 @@ async def step_done_with_evidence(
     step: str,
     request: Request,
     filename: Annotated[str, Query(min_length=1, max_length=200, pattern=SAFE_NAME)],
+    who: StepTaker,
     note: Annotated[str | None, Query(max_length=5000)] = None,
-    who: Caller = allow(STEP_TAKERS),
 ) -> dict[str, Any]:
     """Mark a step done with its evidence: the file is the request body (up to 50 MiB),
     kept beside the record under ``filename`` and hashed on the timeline."""
@@ -117,7 +117,7 @@ async def step_done_with_evidence(
 
 
 @router.post("/approvals/{gate}", status_code=202)
-async def approve(key: str, gate: str, body: Note, who: Caller = allow(APPROVERS)) -> Any:
+async def approve(key: str, gate: str, body: Note, who: Approver) -> Any:
     """Approve (``notice``) and continue the response in the background."""
 
     def work() -> dict[str, str]:

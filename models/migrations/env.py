@@ -6,9 +6,9 @@ from ``BREACH_DATABASE_URL`` (or the embedded SQLite default).
 
 from alembic import context
 
-from models.db import Database
-from models.registry import Base
-from models.settings import Settings
+from breachflow.models.db import Database
+from breachflow.models.registry import Base
+from breachflow.models.settings import Settings
 
 connection = context.config.attributes.get("connection")
 

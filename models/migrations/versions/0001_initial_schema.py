@@ -11,7 +11,7 @@ Create Date: 2026-11-22 23:07:10.250538
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0001"
 down_revision = None
@@ -30,13 +30,13 @@ def upgrade() -> None:
         sa.Column("severity", sa.String(length=16), nullable=False),
         sa.Column("state", sa.String(length=32), nullable=False),
         sa.Column("data_categories", sa.JSON(), nullable=False),
-        sa.Column("detected_at", models.base.UTCDateTime(), nullable=False),
-        sa.Column("aware_at", models.base.UTCDateTime(), nullable=False),
-        sa.Column("contained_at", models.base.UTCDateTime(), nullable=True),
-        sa.Column("policy_deadline", models.base.UTCDateTime(), nullable=True),
+        sa.Column("detected_at", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("aware_at", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("contained_at", breachflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("policy_deadline", breachflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("declared_by", sa.String(length=200), nullable=False),
-        sa.Column("created_at", models.base.UTCDateTime(), nullable=False),
-        sa.Column("closed_at", models.base.UTCDateTime(), nullable=True),
+        sa.Column("created_at", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("closed_at", breachflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("timeline_head", sa.String(length=64), nullable=True),
         sa.Column("timeline_length", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incidents")),
@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("texts", sa.JSON(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
-        sa.Column("created_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("created_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_notice_versions_incident_id_incidents")
         ),
@@ -76,7 +76,7 @@ def upgrade() -> None:
         sa.Column("country", sa.String(length=2), nullable=True),
         sa.Column("region", sa.String(length=10), nullable=True),
         sa.Column("source_line", sa.Integer(), nullable=False),
-        sa.Column("imported_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("imported_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_subjects_incident_id_incidents")
         ),
@@ -91,8 +91,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("occurred_at", models.base.UTCDateTime(), nullable=False),
-        sa.Column("recorded_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("occurred_at", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("recorded_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
@@ -122,11 +122,11 @@ def upgrade() -> None:
         sa.Column("provider_message_id", sa.String(length=200), nullable=True),
         sa.Column("idempotency_key", sa.String(length=64), nullable=False),
         sa.Column("lease_owner", sa.String(length=200), nullable=True),
-        sa.Column("lease_expires_at", models.base.UTCDateTime(), nullable=True),
-        sa.Column("retry_at", models.base.UTCDateTime(), nullable=True),
-        sa.Column("queued_at", models.base.UTCDateTime(), nullable=False),
-        sa.Column("sent_at", models.base.UTCDateTime(), nullable=True),
-        sa.Column("updated_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("lease_expires_at", breachflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("retry_at", breachflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("queued_at", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("sent_at", breachflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("updated_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_notifications_incident_id_incidents")
         ),

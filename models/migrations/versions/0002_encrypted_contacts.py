@@ -11,7 +11,7 @@ Create Date: 2026-11-22 23:36:23.065387
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0002"
 down_revision = "0001"
@@ -21,9 +21,9 @@ depends_on = None
 CONTACTS = ("name", "email", "phone")
 
 
-def _vault():  # type: ignore[no-untyped-def]
-    from models.crypto import Vault, load_key
-    from models.settings import Settings
+def _vault():
+    from breachflow.models.crypto import Vault, load_key
+    from breachflow.models.settings import Settings
 
     settings = Settings()
     secret = settings.data_key.get_secret_value() if settings.data_key else None
@@ -38,8 +38,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_breach_meta")),
     )
     with op.batch_alter_table("incidents", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("purge_after", models.base.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("purged_at", models.base.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("purge_after", breachflow.models.base.UTCDateTime(), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("purged_at", breachflow.models.base.UTCDateTime(), nullable=True)
+        )
 
     with op.batch_alter_table("subjects", schema=None) as batch_op:
         batch_op.add_column(sa.Column("name_enc", sa.LargeBinary(), nullable=True))

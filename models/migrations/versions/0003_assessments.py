@@ -8,7 +8,7 @@ Create Date: 2026-11-22 23:49:05.443876
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0003"
 down_revision = "0002"
@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("assessed_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("assessed_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.Column("assessed_by", sa.String(length=200), nullable=False),
         sa.Column("ruleset_fingerprint", sa.String(length=64), nullable=False),
         sa.Column("rules", sa.JSON(), nullable=False),
@@ -37,11 +37,17 @@ def upgrade() -> None:
         sa.UniqueConstraint("incident_id", "number", name=op.f("uq_assessments_incident_id")),
     )
     with op.batch_alter_table("incidents", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("discovered_at", models.base.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("determined_at", models.base.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("assessed_at", models.base.UTCDateTime(), nullable=True))
         batch_op.add_column(
-            sa.Column("handling_ended_at", models.base.UTCDateTime(), nullable=True)
+            sa.Column("discovered_at", breachflow.models.base.UTCDateTime(), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("determined_at", breachflow.models.base.UTCDateTime(), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("assessed_at", breachflow.models.base.UTCDateTime(), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("handling_ended_at", breachflow.models.base.UTCDateTime(), nullable=True)
         )
         batch_op.add_column(sa.Column("risk", sa.String(length=8), nullable=True))
         batch_op.add_column(
@@ -51,7 +57,9 @@ def upgrade() -> None:
             sa.Column("improper_purpose", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         batch_op.add_column(sa.Column("material", sa.Boolean(), nullable=True))
-        batch_op.add_column(sa.Column("notice_deadline", models.base.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("notice_deadline", breachflow.models.base.UTCDateTime(), nullable=True)
+        )
 
     # ### end Alembic commands ###
     # HIPAA and others count from discovery; before this revision detection stood for it.

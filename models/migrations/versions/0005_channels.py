@@ -8,7 +8,7 @@ Create Date: 2026-11-23 01:39:16.146788
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0005"
 down_revision = "0004"
@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("provider_message_id", sa.String(length=200), nullable=False),
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("detail", sa.String(length=500), nullable=True),
-        sa.Column("received_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("received_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.Column("applied", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery_reports")),
     )
@@ -52,7 +52,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("channel_chain", sa.JSON(), nullable=True))
 
     with op.batch_alter_table("notifications", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("delivered_at", models.base.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("delivered_at", breachflow.models.base.UTCDateTime(), nullable=True)
+        )
         batch_op.drop_index("ix_notifications_claim")
         batch_op.create_index(
             "ix_notifications_claim", ["incident_id", "channel", "state"], unique=False

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 06:49:52.521852
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0006"
 down_revision = "0005"
@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("inputs", sa.JSON(), nullable=False),
         sa.Column("min_days", sa.Integer(), nullable=False),
         sa.Column("decided_by", sa.String(length=200), nullable=False),
-        sa.Column("decided_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("decided_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incidents.id"],
@@ -50,8 +50,8 @@ def upgrade() -> None:
         sa.Column("locales", sa.JSON(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("published_at", models.base.UTCDateTime(), nullable=False),
-        sa.Column("ends_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("published_at", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("ends_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.Column("destinations", sa.JSON(), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.ForeignKeyConstraint(
@@ -73,19 +73,19 @@ def upgrade() -> None:
         sa.Column("recipient", sa.String(length=300), nullable=False),
         sa.Column("phase", sa.String(length=16), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("deadline", models.base.UTCDateTime(), nullable=True),
+        sa.Column("deadline", breachflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("deadline_rule", sa.String(length=300), nullable=False),
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("state", sa.String(length=24), nullable=False),
         sa.Column("files", sa.JSON(), nullable=False),
         sa.Column("late", sa.Boolean(), nullable=False),
         sa.Column("delay_reason", sa.Text(), nullable=True),
-        sa.Column("submitted_at", models.base.UTCDateTime(), nullable=True),
+        sa.Column("submitted_at", breachflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("submitted_by", sa.String(length=200), nullable=True),
         sa.Column("reference", sa.String(length=300), nullable=True),
-        sa.Column("acknowledged_at", models.base.UTCDateTime(), nullable=True),
+        sa.Column("acknowledged_at", breachflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("last_error", sa.String(length=500), nullable=True),
-        sa.Column("created_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("created_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incidents.id"],

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 07:38:14.599575
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0007"
 down_revision = "0006"
@@ -26,8 +26,8 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("secret_sha256", sa.String(length=64), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
-        sa.Column("created_at", models.base.UTCDateTime(), nullable=False),
-        sa.Column("revoked_at", models.base.UTCDateTime(), nullable=True),
+        sa.Column("created_at", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", breachflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("revoked_by", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("name", name=op.f("uq_api_keys_name")),

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 07:42:11.172077
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0008"
 down_revision = "0007"
@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("incident_id", sa.Integer(), nullable=False),
         sa.Column("deadline", sa.String(length=200), nullable=False),
         sa.Column("level", sa.String(length=16), nullable=False),
-        sa.Column("warned_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("warned_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incidents.id"],

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 07:44:19.055680
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0009"
 down_revision = "0008"
@@ -24,15 +24,15 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("secret_enc", sa.LargeBinary(), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
-        sa.Column("created_at", models.base.UTCDateTime(), nullable=False),
-        sa.Column("revoked_at", models.base.UTCDateTime(), nullable=True),
+        sa.Column("created_at", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", breachflow.models.base.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_sources")),
         sa.UniqueConstraint("name", name=op.f("uq_alert_sources_name")),
     )
     op.create_table(
         "seen_signatures",
         sa.Column("signature", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("signature", name=op.f("pk_seen_signatures")),
     )
     with op.batch_alter_table("seen_signatures", schema=None) as batch_op:
@@ -50,9 +50,9 @@ def upgrade() -> None:
         sa.Column("labels", sa.JSON(), nullable=False),
         sa.Column("received", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("first_seen", models.base.UTCDateTime(), nullable=False),
-        sa.Column("last_seen", models.base.UTCDateTime(), nullable=False),
-        sa.Column("resolved_at", models.base.UTCDateTime(), nullable=True),
+        sa.Column("first_seen", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("last_seen", breachflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("resolved_at", breachflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("summary", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_alert_groups_incident_id_incidents")

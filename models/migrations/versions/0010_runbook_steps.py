@@ -8,7 +8,7 @@ Create Date: 2026-11-23 07:49:59.447705
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0010"
 down_revision = "0009"
@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("incident_id", sa.Integer(), nullable=False),
         sa.Column("step", sa.String(length=100), nullable=False),
         sa.Column("done_by", sa.String(length=200), nullable=False),
-        sa.Column("done_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("done_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("evidence_file", sa.String(length=500), nullable=True),
         sa.Column("evidence_sha256", sa.String(length=64), nullable=True),

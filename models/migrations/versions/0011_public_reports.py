@@ -8,7 +8,7 @@ Create Date: 2026-11-23 07:54:00.885772
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import breachflow.models.base
 
 revision = "0011"
 down_revision = "0010"
@@ -22,7 +22,7 @@ def upgrade() -> None:
         "public_reports",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("reference", sa.String(length=16), nullable=False),
-        sa.Column("received_at", models.base.UTCDateTime(), nullable=False),
+        sa.Column("received_at", breachflow.models.base.UTCDateTime(), nullable=False),
         sa.Column("email_enc", sa.LargeBinary(), nullable=False),
         sa.Column("what_happened", sa.Text(), nullable=False),
         sa.Column("data_involved", sa.Text(), nullable=True),

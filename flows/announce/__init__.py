@@ -1,0 +1,2 @@
+"""Step 4, announce: whether a public announcement is required (decision) and publishing it
+(publication)."""

@@ -1,0 +1,224 @@
+"""Runbooks for on-call: the steps of a response, who owns each, by when, and the gates.
+
+Runbooks are data: ``runbooks/<id>.md``, Markdown with YAML front matter. The default one
+(``breach-response.md``) lists the phase runbooks in order; each phase runbook has steps
+with an owner role, a due time after one of the incident's clock anchors, instructions,
+whether evidence must be attached, and optionally the flow step it gates. A gated flow
+step does not start until its step is done by a named person: by default, notification
+waits for the approval of the notice texts (``breach approve INC notice``), and an
+approval holds for the notice version it saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from breachflow import shipped
+from breachflow.models.base import utcnow
+from breachflow.models.commands import latest_notice
+from breachflow.models.errors import InvalidInput
+from breachflow.models.incident import Incident, IncidentState
+from breachflow.models.runbook import StepDone
+from breachflow.models.runtime import settings
+from breachflow.models.timeline import EventKind, record
+
+RUNBOOKS = shipped("runbooks")
+DEFAULT = "breach-response"
+Anchor = Literal["detected_at", "aware_at", "contained_at", "handling_ended_at"]
+Role = Literal["admin", "responder", "oncall", "compliance"]
+#: What `breach approve INC <gate>` names, and the flow step each holds back.
+GATES = {"notice": "notify"}
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    role: Role
+    due: timedelta
+    evidence: bool = False
+    gates: Literal["notify"] | None = None
+    instructions: str = ""
+
+
+class Runbook(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    title: str
+    phase: str | None = None
+    anchor: Anchor = "aware_at"
+    phases: list[str] = []  # the default runbook: its phase runbooks, in order
+    steps: list[Step] = []
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    phase: str
+    step: Step
+    due_at: datetime | None  # None while the anchor is not known (e.g. not contained yet)
+    done: StepDone | None
+
+    def overdue(self, now: datetime) -> bool:
+        return self.done is None and self.due_at is not None and now > self.due_at
+
+
+@cache
+def load(name: str = DEFAULT) -> Runbook:
+    path = RUNBOOKS / f"{name}.md"
+    try:
+        text = path.read_text(encoding="utf-8")
+        _, front, _ = text.split("---\n", 2)
+        return Runbook.model_validate(yaml.safe_load(front))
+    except (OSError, ValueError, yaml.YAMLError, ValidationError) as exc:
+        raise InvalidInput(f"runbook {path.name}: {exc}") from None
+
+
+def phases() -> list[Runbook]:
+    """The default runbook's phases, in order (itself too, if it has steps of its own)."""
+    default = load()
+    books = [load(name) for name in default.phases]
+    return ([default] if default.steps else []) + books
+
+
+def all_steps() -> dict[str, tuple[Runbook, Step]]:
+    steps: dict[str, tuple[Runbook, Step]] = {}
+    for book in phases():
+        for step in book.steps:
+            if step.id in steps:
+                raise InvalidInput(f"runbook step {step.id} appears twice")
+            steps[step.id] = (book, step)
+    return steps
+
+
+def checklist(session: Session, incident: Incident) -> list[ChecklistItem]:
+    done = {
+        row.step: row
+        for row in session.scalars(select(StepDone).where(StepDone.incident_id == incident.id))
+    }
+    items = []
+    for book, step in all_steps().values():
+        anchor = getattr(incident, book.anchor)
+        items.append(
+            ChecklistItem(
+                phase=book.phase or book.id,
+                step=step,
+                due_at=anchor + step.due if anchor else None,
+                done=done.get(step.id),
+            )
+        )
+    return items
+
+
+def mark_done(
+    session: Session,
+    incident: Incident,
+    step_id: str,
+    actor: str,
+    *,
+    note: str | None = None,
+    evidence: Path | None = None,
+) -> StepDone:
+    """Record a step as done, with its evidence copied beside the record and hashed."""
+    steps = all_steps()
+    if step_id not in steps:
+        raise InvalidInput(
+            f"no runbook step {step_id!r}; `breach runbook {incident.key}` lists them"
+        )
+    _, step = steps[step_id]
+    if step.evidence and evidence is None:
+        raise InvalidInput(f"step {step_id} needs evidence: --evidence FILE")
+    row = session.scalar(
+        select(StepDone).where(StepDone.incident_id == incident.id, StepDone.step == step_id)
+    )
+    if row is not None and step.gates is None:
+        raise InvalidInput(
+            f"step {step_id} was done by {row.done_by} at {row.done_at:%Y-%m-%d %H:%M}"
+        )
+    kept, digest = _keep(incident, step_id, evidence) if evidence else (None, None)
+    notice = latest_notice(session, incident) if step.gates == "notify" else None
+    if step.gates == "notify" and notice is None:
+        raise InvalidInput(
+            f"{incident.key} has no notice texts to approve: breach notice set first"
+        )
+    if row is None:
+        row = StepDone(incident_id=incident.id, step=step_id, done_by=actor)
+        session.add(row)
+    row.done_by, row.done_at, row.note = actor, utcnow(), note
+    row.evidence_file, row.evidence_sha256 = kept, digest
+    row.notice_version = notice.version if notice else None
+    record(
+        session,
+        incident,
+        EventKind.APPROVAL_GIVEN if step.gates else EventKind.STEP_DONE,
+        actor,
+        {
+            "step": step_id,
+            "title": step.title,
+            "note": note,
+            "evidence_sha256": digest,
+            "notice_version": row.notice_version,
+        },
+    )
+    session.flush()
+    return row
+
+
+def approve(
+    session: Session, incident: Incident, gate: str, actor: str, note: str | None
+) -> StepDone:
+    """A named person's approval for ``gate`` (``notice``): the step it completes."""
+    if gate not in GATES:
+        raise InvalidInput(f"nothing to approve called {gate!r}; gates: {', '.join(GATES)}")
+    step = gate_step(GATES[gate])
+    if step is None:
+        raise InvalidInput(f"no runbook step gates {GATES[gate]}: nothing to approve")
+    return mark_done(session, incident, step.id, actor, note=note)
+
+
+def gate_step(flow_step: str) -> Step | None:
+    return next((s for _, s in all_steps().values() if s.gates == flow_step), None)
+
+
+def waiting_for(session: Session, incident: Incident, flow_step: str) -> str | None:
+    """What ``flow_step`` waits for, or None when it may go: the gate is off in the
+    settings, or its step is done for the current notice texts."""
+    if flow_step not in settings().approval_gates or incident.has_reached(IncidentState.NOTIFYING):
+        return None
+    step = gate_step(flow_step)
+    if step is None:
+        return None
+    row = session.scalar(
+        select(StepDone).where(StepDone.incident_id == incident.id, StepDone.step == step.id)
+    )
+    notice = latest_notice(session, incident)
+    if row is not None and notice is not None and row.notice_version == notice.version:
+        return None
+    gate = next(name for name, target in GATES.items() if target == flow_step)
+    again = " (the notice texts changed since the last approval)" if row else ""
+    return (
+        f"{step.title}: a {step.role} or admin approves it{again} with"
+        f" `breach approve {incident.key} {gate}`"
+    )
+
+
+def _keep(incident: Incident, step_id: str, evidence: Path) -> tuple[str, str]:
+    if not evidence.is_file():
+        raise InvalidInput(f"evidence file {evidence} does not exist")
+    folder = settings().home / "evidence" / incident.key
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{step_id}-{evidence.name}"
+    shutil.copyfile(evidence, target)
+    return str(target), hashlib.sha256(target.read_bytes()).hexdigest()

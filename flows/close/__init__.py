@@ -1,0 +1,2 @@
+"""Step 6, close: the response complete, contact details purged on schedule, the timeline
+kept."""

@@ -1,0 +1,1 @@
+"""After the fact, export: what compliance takes away (write) and checks offline (verify)."""

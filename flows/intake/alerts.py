@@ -1,0 +1,338 @@
+"""Alerts in: from a monitoring system to a suspected (or declared) incident, once.
+
+Alerts of one fingerprint from one source form a group (``models/alert.py``). The first
+firing alert of a group opens an incident: suspected, for a person to triage (``breach
+confirm`` / ``breach dismiss``), or declared with the response started, when an alert rule
+says so (``BREACH_ALERT_RULES_FILE``, see ``examples/alert-rules.yaml``). Every further
+alert of the group is counted on it while its incident is open; a resolved alert is
+recorded on the incident and closes nothing. The group row is created if missing and
+then locked, so two requests of a storm cannot both open an incident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from breachflow.models import commands
+from breachflow.models.alert import AlertGroup, AlertSource, SeenSignature
+from breachflow.models.base import utcnow
+from breachflow.models.errors import BreachError, InvalidInput, ProviderUnavailable
+from breachflow.models.incident import Incident, IncidentState, Severity
+from breachflow.models.runtime import database, settings, vault
+from breachflow.models.timeline import EventKind, record
+
+#: A signed request is accepted this long either side of its timestamp, and only once.
+REPLAY_WINDOW = timedelta(minutes=5)
+SECRET_COLUMN = "alert_source_secret"  # noqa: S105 (the encryption context, not a secret)
+FINISHED = (IncidentState.CLOSED, IncidentState.DISMISSED)
+
+
+class AlertRule(BaseModel):
+    """When an alert's labels include all of ``match``: what to do with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: dict[str, str] = Field(min_length=1)
+    action: Literal["suspect", "declare"] = "suspect"
+    severity: Severity | None = None
+    data_categories: list[str] = []
+
+
+class Alert(BaseModel):
+    """One alert, whatever sent it: the generic intake's JSON body, or one alert of an
+    Alertmanager notification."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=5000)
+    status: Literal["firing", "resolved"] = "firing"
+    severity: Severity | None = None
+    fingerprint: str | None = Field(default=None, min_length=1, max_length=128)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    starts_at: datetime | None = None
+
+    def key(self) -> str:
+        """The given fingerprint, or one made of the title and labels."""
+        if self.fingerprint:
+            return self.fingerprint
+        canonical = json.dumps([self.title, sorted(self.labels.items())], ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Intake:
+    fingerprint: str
+    incident: str | None
+    action: Literal["suspected", "declared", "counted", "resolved"]
+    received: int  # alerts of this group so far
+
+
+class ReplayedAlert(BreachError):
+    """This signed request was received before."""
+
+
+def receive(source: str, alert: Alert, signature: str | None = None) -> Intake:
+    """File one alert; returns what it did. Starts the response when a rule declares.
+
+    ``signature``: the request's, claimed in the same transaction, so a replay is refused
+    and a refused alert claims nothing.
+    """
+    fingerprint = alert.key()
+    with database().unit_of_work() as session:
+        if signature is not None:
+            _claim(session, signature)
+        counted = _count_if_open(session, source, fingerprint) if alert.status == "firing" else None
+        if counted is not None:
+            return counted
+        group = _locked_group(session, source, fingerprint, alert)
+        group.received += 1
+        group.last_seen = utcnow()
+        incident = session.get(Incident, group.incident_id) if group.incident_id else None
+        open_incident = incident if incident and incident.state not in FINISHED else None
+        actor = f"alert:{source}"
+        if alert.status == "resolved":
+            group.status, group.resolved_at = "resolved", utcnow()
+            if open_incident is not None:
+                record(session, open_incident, EventKind.ALERT_RESOLVED, actor, _about(group))
+            action = "resolved"
+        elif open_incident is not None:
+            if group.status == "resolved":  # firing again
+                record(session, open_incident, EventKind.ALERT_RECEIVED, actor, _about(group))
+            group.status = "firing"
+            action = "counted"
+            _counted_in_a_storm(session)
+        else:
+            rule = matching_rule(alert.labels)
+            open_incident = _open(session, source, alert, rule, fingerprint, actor)
+            group.incident_id, group.status = open_incident.id, "firing"
+            group.title = alert.title
+            record(session, open_incident, EventKind.ALERT_RECEIVED, actor, _about(group))
+            action = "declared" if rule and rule.action == "declare" else "suspected"
+        result = Intake(
+            fingerprint,
+            open_incident.key if open_incident else None,
+            action,  # type: ignore[arg-type]
+            group.received,
+        )
+    if result.action == "declared" and result.incident:
+        _start_response(result.incident, source, fingerprint)
+    return result
+
+
+def _start_response(incident_key: str, source: str, fingerprint: str) -> None:
+    """Start the declared incident's response. The alert is already recorded, so a start that
+    cannot be made goes on the timeline for a person to act on, not back to the sender
+    (whose retry would only be counted as a duplicate)."""
+    from breachflow.flows.deployments import start_response
+
+    try:
+        start_response(incident_key, f"alert:{source}", f"{incident_key}:declared:{fingerprint}")
+    except (InvalidInput, ProviderUnavailable) as exc:
+        with database().unit_of_work() as session:
+            record(
+                session,
+                commands.get_incident(session, incident_key),
+                EventKind.RUN_FAILED,
+                f"alert:{source}",
+                {"reason": f"the response could not start: {exc}"},
+            )
+
+
+def _count_if_open(session: Session, source: str, fingerprint: str) -> Intake | None:
+    """The storm's common case in one statement: a firing alert of a group whose incident
+    is open is counted, and the group's row is locked only from here to the commit."""
+    open_incidents = select(Incident.id).where(Incident.state.not_in(FINISHED))
+    row = session.execute(
+        update(AlertGroup)
+        .where(
+            AlertGroup.source == source,
+            AlertGroup.fingerprint == fingerprint,
+            AlertGroup.status == "firing",
+            AlertGroup.incident_id.in_(open_incidents),
+        )
+        .values(received=AlertGroup.received + 1, last_seen=utcnow())
+        .returning(AlertGroup.incident_id, AlertGroup.received)
+    ).first()
+    if row is None:
+        return None
+    _counted_in_a_storm(session)
+    key = session.scalar(select(Incident.key).where(Incident.id == row.incident_id))
+    return Intake(fingerprint, key, "counted", row.received)
+
+
+def _counted_in_a_storm(session: Session) -> None:
+    """One more alert of an open incident only adds to a count: its commit need not wait
+    for the disk (PostgreSQL's asynchronous commit; a crash may lose the last few counts,
+    never an incident). In a storm every request of the group takes the group's row lock
+    in turn, so this is what sets the storm's pace."""
+    if _is_postgresql(session):
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+def _claim(session: Session, signature: str) -> None:
+    now = utcnow()
+    postgresql = _is_postgresql(session)
+    insert = postgresql_insert if postgresql else sqlite_insert
+    _sweep(session, now, postgresql=postgresql)
+    claimed = session.scalar(
+        insert(SeenSignature)
+        .values(signature=signature, expires_at=now + 2 * REPLAY_WINDOW)
+        .on_conflict_do_nothing(index_elements=["signature"])
+        .returning(SeenSignature.signature)
+    )
+    if claimed is None:
+        raise ReplayedAlert("this signed alert was received before")
+
+
+def _is_postgresql(session: Session) -> bool:
+    """Upserts and asynchronous commits are spelled per backend."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _sweep(session: Session, now: datetime, *, postgresql: bool) -> None:
+    """Forget expired signatures, a few at a time; rows another request is already
+    deleting are skipped, so concurrent alerts never queue behind each other here."""
+    expired = select(SeenSignature.signature).where(SeenSignature.expires_at < now).limit(100)
+    if postgresql:
+        expired = expired.with_for_update(skip_locked=True)
+    session.execute(delete(SeenSignature).where(SeenSignature.signature.in_(expired)))
+
+
+def _locked_group(session: Session, source: str, fingerprint: str, alert: Alert) -> AlertGroup:
+    """The group, created if missing, locked until the transaction ends."""
+    insert = postgresql_insert if _is_postgresql(session) else sqlite_insert
+    session.execute(
+        insert(AlertGroup)
+        .values(
+            source=source,
+            fingerprint=fingerprint,
+            title=alert.title,
+            labels=alert.labels,
+            received=0,
+            status="firing",
+            first_seen=utcnow(),
+            last_seen=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["source", "fingerprint"])
+    )
+    return session.scalars(
+        select(AlertGroup)
+        .where(AlertGroup.source == source, AlertGroup.fingerprint == fingerprint)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _open(
+    session: Session,
+    source: str,
+    alert: Alert,
+    rule: AlertRule | None,
+    fingerprint: str,
+    actor: str,
+) -> Incident:
+    now = utcnow()
+    detected = min(alert.starts_at, now) if alert.starts_at else now
+    return commands.declare(
+        session,
+        title=alert.title,
+        description=alert.description or f"Opened by an alert from {source} ({fingerprint}).",
+        severity=(rule.severity if rule and rule.severity else None)
+        or alert.severity
+        or Severity.MEDIUM,
+        detected_at=detected,
+        aware_at=now,
+        data_categories=rule.data_categories if rule else [],
+        actor=actor,
+        suspected=not (rule and rule.action == "declare"),
+    )
+
+
+def _about(group: AlertGroup) -> dict[str, object]:
+    return {
+        "source": group.source,
+        "fingerprint": group.fingerprint,
+        "title": group.title,
+        "labels": group.labels,
+        "status": group.status,
+        "received": group.received,
+    }
+
+
+def matching_rule(labels: dict[str, str]) -> AlertRule | None:
+    """The first rule whose labels all match, or None (the alert opens a suspected one)."""
+    return next(
+        (rule for rule in alert_rules() if all(labels.get(k) == v for k, v in rule.match.items())),
+        None,
+    )
+
+
+def alert_rules() -> list[AlertRule]:
+    path = settings().alert_rules_file
+    return _load_rules(path) if path else []
+
+
+@cache
+def _load_rules(path: Path) -> list[AlertRule]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        return [AlertRule.model_validate(item) for item in raw]
+    except (OSError, yaml.YAMLError, ValidationError, TypeError) as exc:
+        raise InvalidInput(f"alert rules {path}: {exc}") from None
+
+
+# Sources and their signatures -------------------------------------------------------
+
+
+def add_source(name: str, actor: str) -> str:
+    """A new alert source; returns its secret, the only time it is shown."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("a source needs a name of 1 to 100 characters, e.g. 'siem'")
+    secret = secrets.token_urlsafe(32)
+    sealed = vault().encrypt(SECRET_COLUMN, secret)
+    with database().unit_of_work() as session:
+        if session.scalar(select(AlertSource).where(AlertSource.name == name)):
+            raise InvalidInput(f"an alert source named {name!r} exists already")
+        session.add(AlertSource(name=name, secret_enc=sealed, created_by=actor))
+    return secret
+
+
+def verify_signature(source: str, timestamp: str, signature: str, body: bytes) -> str | None:
+    """The signature's digest when the request is signed by a live source within the
+    replay window (``receive`` then claims it, once), else None."""
+    try:
+        stamp = int(timestamp)
+    except ValueError:
+        return None
+    if abs(utcnow().timestamp() - stamp) > REPLAY_WINDOW.total_seconds():
+        return None
+    scheme, _, given = signature.partition("=")
+    if scheme != "sha256" or len(given) != 64:
+        return None
+    keys = vault()  # before the transaction: it checks the key in one of its own
+    with database().unit_of_work() as session:
+        found = session.scalar(
+            select(AlertSource).where(AlertSource.name == source, AlertSource.revoked_at.is_(None))
+        )
+        if found is None:
+            return None
+        secret = keys.decrypt(SECRET_COLUMN, found.secret_enc) or ""
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return given.lower() if hmac.compare_digest(expected.hexdigest(), given.lower()) else None

@@ -1,0 +1,89 @@
+"""Step 3, notify: put everyone on their first usable channel, send, record the outcome.
+
+The sending itself is ``flows.dispatch``: leased batches, a lane per channel, any number of
+dispatcher processes on one incident.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+from breachflow.flows.notify.dispatch import notify_shard, usable_chain
+from breachflow.flows.steps import STEP_TASK, step_finished, step_started
+from breachflow.models import ledger
+from breachflow.models.commands import get_incident, latest_notice
+from breachflow.models.errors import BreachError
+from breachflow.models.incident import IncidentState
+from breachflow.models.runtime import database, settings
+from breachflow.models.timeline import EventKind, advance, record
+
+
+@flow(name="notify")
+def notify(incident_key: str, actor: str) -> None:
+    """Queue everyone, dispatch until every row is final, then record the outcome."""
+    queue_notices(incident_key, actor)
+    notify_shard(incident_key)
+    finish_notify(incident_key, actor)
+
+
+@task(name="queue-notices", **STEP_TASK)
+def queue_notices(incident_key: str, actor: str) -> None:
+    config = settings()
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key, lock=True)
+        if incident.has_reached(IncidentState.NOTIFIED):
+            return
+        resumed = incident.state == IncidentState.NOTIFYING
+        step_started(session, incident, "notify", actor, resumed=resumed)
+        notice = latest_notice(session, incident)
+        assert notice is not None  # assess refuses to finish without one
+        chain, skipped = usable_chain(session, incident, config)
+        queued = ledger.queue(session, incident, chain, notice.version)
+        if queued or not resumed:
+            record(
+                session,
+                incident,
+                EventKind.NOTICES_QUEUED,
+                actor,
+                {
+                    "chain": [str(c) for c in chain],
+                    "skipped_channels": skipped,
+                    "notice_version": notice.version,
+                    "queued": dict(queued),
+                },
+            )
+        if not resumed:
+            advance(session, incident, IncidentState.NOTIFYING, actor)
+
+
+@task(name="finish-notify", **STEP_TASK)
+def finish_notify(incident_key: str, actor: str) -> None:
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key, lock=True)
+        if incident.has_reached(IncidentState.NOTIFIED):
+            return
+        left = ledger.unfinished(session, incident)
+        if left:
+            raise BreachError(f"{left} notices of {incident.key} are still unfinished")
+        people = ledger.people(session, incident)
+        by_channel = ledger.channel_counts(session, incident)
+        record(
+            session,
+            incident,
+            EventKind.NOTICES_FINISHED,
+            actor,
+            {
+                "people": {"reached": people.reached, "unreachable": people.unreachable},
+                "channels": by_channel,
+                "unreachable_reasons": ledger.unreachable_reasons(session, incident),
+            },
+        )
+        advance(session, incident, IncidentState.NOTIFIED, actor)
+        step_finished(
+            session,
+            incident,
+            "notify",
+            actor,
+            reached=people.reached,
+            unreachable=people.unreachable,
+        )

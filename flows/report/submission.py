@@ -1,0 +1,230 @@
+"""Submitting regulator reports and recording what happened to them.
+
+A report goes by email to the regulator's address (``BREACH_REGULATOR_EMAILS``) with its
+PDF attached, or a person files its pack on the regulator's portal and records when, and
+the reference the regulator gave (``breach report submitted``), then the acknowledgement.
+A report past its deadline is held until someone gives the reasons for the delay (F11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from breachflow.flows.report.filing import (
+    due,
+    file_one,
+    obligation_of,
+    recipient_of,
+    summary,
+    write_pack,
+)
+from breachflow.models.base import utcnow
+from breachflow.models.commands import get_incident
+from breachflow.models.delivery import Attachment, DeliveryStatus, OutboundMessage
+from breachflow.models.errors import InvalidInput
+from breachflow.models.incident import Incident
+from breachflow.models.regulator_report import RegulatorReport, ReportState, SubmissionMode, reports
+from breachflow.models.runtime import database, settings
+from breachflow.models.settings import Settings
+from breachflow.models.timeline import EventKind, record
+from breachflow.notifiers.email_message import message_id
+from breachflow.notifiers.factory import email_notifier
+
+
+def supplement(incident_key: str, regime: str, actor: str) -> RegulatorReport:
+    """A further supplementary report with the facts as they stand now."""
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key, lock=True)
+        matching = [o for o in due(session, incident) if o.regime == regime]
+        if not matching:
+            raise InvalidInput(f"{incident.key} owes no report under {regime}")
+        obligation = next((o for o in matching if o.phase == "supplementary"), matching[0])
+        recipient = recipient_of(obligation)
+        number = 1 + sum(
+            1
+            for r in reports(session, incident.id)
+            if (r.regime, r.recipient, r.phase) == (regime, recipient, obligation.phase)
+        )
+        report = file_one(session, incident, obligation, recipient, number, actor)
+        session.flush()
+        session.expunge(report)
+    submit_pending(incident_key, actor)
+    return report
+
+
+def submit_pending(incident_key: str, actor: str) -> list[RegulatorReport]:
+    """Email every report that waits for its email submission; returns those still waiting
+    (a temporary failure is recorded and retried on the next run)."""
+    config = settings()
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key)
+        outgoing = [
+            (r.id, _email(incident, r, config))
+            for r in reports(session, incident.id)
+            if r.mode == SubmissionMode.EMAIL and r.state == ReportState.AWAITING_SUBMISSION
+        ]
+    if not outgoing:
+        return []
+    results = asyncio.run(email_notifier(config).send([msg for _, msg in outgoing]))
+    outcome = {r.notification_id: r for r in results}
+    waiting = []
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key, lock=True)
+        for report_id, msg in outgoing:
+            report = session.get_one(RegulatorReport, report_id)
+            result = outcome[report_id]
+            if result.status is DeliveryStatus.SENT:
+                report.state = ReportState.SUBMITTED
+                report.submitted_at = utcnow()
+                report.submitted_by = actor
+                report.reference = msg.message_id
+                report.last_error = None
+                record(session, incident, EventKind.REPORT_SUBMITTED, actor, summary(report))
+            else:
+                report.last_error = result.detail or result.status
+                record(session, incident, EventKind.REPORT_SUBMIT_FAILED, actor, summary(report))
+                waiting.append(report)
+        for report in waiting:
+            session.expunge(report)
+    return waiting
+
+
+def _email(incident: Incident, report: RegulatorReport, config: Settings) -> OutboundMessage:
+    pdf = Path(report.files["pdf"])
+    return OutboundMessage(
+        notification_id=report.id,
+        message_id=message_id(
+            f"{incident.key}-{report.regime}-{report.phase}-{report.number}", config.sender
+        ),
+        channel="email",
+        recipient=config.regulator_emails[report.regime],
+        locale=config.default_locale,
+        subject=f"Personal data breach report ({report.phase}): {config.organisation_name},"
+        f" {incident.key}",
+        text=(
+            f"{config.organisation_name} reports a personal data breach under {report.regime}"
+            f" ({report.phase} report). The report is attached as PDF.\n\n"
+            f"Our reference: {incident.key}\nContact: {config.contact_point}\n"
+        ),
+        attachments=(
+            Attachment(filename=pdf.name, content_type="application/pdf", content=pdf.read_bytes()),
+        ),
+    )
+
+
+def find_report(
+    session: Session,
+    incident: Incident,
+    regime: str,
+    phase: str | None,
+    waiting_in: tuple[ReportState, ...] = (),
+) -> RegulatorReport:
+    """The report a person means: of ``regime`` (and ``phase``), the oldest one in a state
+    of ``waiting_in`` (the one the action is for), else the latest; or a clear error."""
+    found = [
+        r
+        for r in reports(session, incident.id)
+        if r.regime == regime and (phase is None or r.phase == phase)
+    ]
+    if not found:
+        listed = ", ".join(f"{r.regime} {r.phase}" for r in reports(session, incident.id))
+        raise InvalidInput(
+            f"{incident.key} has no {regime} {phase or ''} report (reports: {listed or 'none yet'})"
+        )
+    return next((r for r in found if r.state in waiting_in), found[-1])
+
+
+def give_delay_reason(
+    incident_key: str, regime: str, phase: str | None, reason: str, actor: str
+) -> RegulatorReport:
+    """Record the reasons for a late report (F11), rewrite its pack with them, and let it
+    go: by email at once where that is the mode, else for a person to file."""
+    if not reason.strip():
+        raise InvalidInput("the reasons for the delay cannot be empty")
+    config = settings()
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key, lock=True)
+        report = find_report(session, incident, regime, phase, (ReportState.HELD_LATE,))
+        if report.state != ReportState.HELD_LATE:
+            raise InvalidInput(f"{report.label} is {report.state}: it is not held for lateness")
+        report.delay_reason = reason.strip()
+        obligation = obligation_of(session, incident, report)
+        write_pack(session, incident, report, obligation, config)
+        report.state = ReportState.AWAITING_SUBMISSION
+        record(
+            session,
+            incident,
+            EventKind.REPORT_DELAY_REASON,
+            actor,
+            {**summary(report), "delay_reason": report.delay_reason},
+        )
+        report_id = report.id
+    submit_pending(incident_key, actor)
+    with database().unit_of_work() as session:
+        report = session.get_one(RegulatorReport, report_id)
+        session.expunge(report)
+    return report
+
+
+def record_submission(
+    incident_key: str,
+    regime: str,
+    phase: str | None,
+    *,
+    reference: str,
+    at: datetime,
+    actor: str,
+) -> RegulatorReport:
+    """A person filed the pack on the regulator's portal: when, and the reference given."""
+    if not reference.strip():
+        raise InvalidInput("give the reference the regulator's portal returned (--reference)")
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key, lock=True)
+        waiting = (ReportState.HELD_LATE, ReportState.AWAITING_SUBMISSION)
+        report = find_report(session, incident, regime, phase, waiting)
+        if report.state == ReportState.HELD_LATE:
+            raise InvalidInput(
+                f"{report.label} is late: give the reasons for the delay first"
+                f" (breach report delay-reason {incident.key} {regime} --reason ...)"
+            )
+        if report.state != ReportState.AWAITING_SUBMISSION:
+            raise InvalidInput(f"{report.label} is {report.state}; nothing to submit")
+        if at > utcnow():
+            raise InvalidInput("the submission time is in the future")
+        report.state = ReportState.SUBMITTED
+        report.submitted_at = at
+        report.submitted_by = actor
+        report.reference = reference.strip()
+        record(
+            session, incident, EventKind.REPORT_SUBMITTED, actor, summary(report), occurred_at=at
+        )
+        session.flush()
+        session.expunge(report)
+    return report
+
+
+def record_acknowledgement(
+    incident_key: str, regime: str, phase: str | None, *, at: datetime, actor: str
+) -> RegulatorReport:
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key, lock=True)
+        report = find_report(session, incident, regime, phase, (ReportState.SUBMITTED,))
+        if report.state != ReportState.SUBMITTED:
+            raise InvalidInput(f"{report.label} is {report.state}: only a submitted report")
+        report.state = ReportState.ACKNOWLEDGED
+        report.acknowledged_at = at
+        record(
+            session,
+            incident,
+            EventKind.REPORT_ACKNOWLEDGED,
+            actor,
+            summary(report),
+            occurred_at=at,
+        )
+        session.flush()
+        session.expunge(report)
+    return report

@@ -1,0 +1,1 @@
+"""Push notifications: Firebase Cloud Messaging and Web Push behind one notifier."""

@@ -1,0 +1,1 @@
+"""Twilio: SMS and calls (senders), and its signed status callbacks (status parser)."""

@@ -1,0 +1,108 @@
+"""A person's notice: what it says (its content and link) and its text per channel.
+
+Dispatch, the notice page and the assessment all ask here which locales we can write in;
+the dispatcher renders each person's notice through ``render_notice``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from jinja2 import TemplateNotFound
+
+from breachflow.models.errors import InvalidInput
+from breachflow.models.incident import Incident
+from breachflow.models.notice import NoticeContent, NoticeText
+from breachflow.models.settings import Settings
+from breachflow.rendering.environment import TEMPLATES, environment
+
+
+@cache
+def notice_locales(channel: str = "email") -> frozenset[str]:
+    """Locales that have templates for ``channel``, read from the file names."""
+    return frozenset(
+        path.name.split(".")[1] for path in (TEMPLATES / "notice").glob(f"{channel}.*.txt.j2")
+    )
+
+
+@dataclass(frozen=True)
+class RenderedNotice:
+    locale: str
+    subject: str
+    text: str
+    html: str | None = None  # email's HTML part; a letter's print page
+    short_text: str | None = None  # SMS: a few lines and the link to the whole notice
+
+
+#: SMS notices that do not fit the segment budget are sent as the short text with a link.
+WITH_SHORT_TEXT = frozenset({"sms"})
+
+
+def render_notice(content: NoticeContent, channel: str = "email") -> RenderedNotice:
+    """Render one person's notice for ``channel``; ``content`` is complete by construction.
+
+    Every channel has ``notice/<channel>.<locale>.txt.j2``; email and letters also have an
+    ``.html.j2``.
+    """
+    env = environment()
+    try:
+        text = env.get_template(f"notice/{channel}.{content.locale}.txt.j2").render(n=content)
+        short = (
+            env.get_template(f"notice/short.{content.locale}.txt.j2").render(n=content).strip()
+            if channel in WITH_SHORT_TEXT
+            else None
+        )
+    except TemplateNotFound as exc:
+        raise InvalidInput(f"no {channel} template for locale {content.locale}: {exc}") from None
+    try:
+        html = env.get_template(f"notice/{channel}.{content.locale}.html.j2").render(n=content)
+    except TemplateNotFound:
+        html = None
+    subject = " ".join(content.subject_line.split())  # no header injection via newlines
+    return RenderedNotice(
+        locale=content.locale,
+        subject=subject,
+        text=text,
+        html=html,
+        short_text=short,
+    )
+
+
+def choose_locale(wanted: str, available: frozenset[str], default: str) -> str:
+    """The person's locale if we can write in it, else one of the same language, else default."""
+    if wanted in available:
+        return wanted
+    language = wanted.split("-")[0].lower()
+    same_language = sorted(loc for loc in available if loc.split("-")[0].lower() == language)
+    return same_language[0] if same_language else default
+
+
+def notice_link(config: Settings, incident_key: str, locale: str) -> str:
+    """The page ``breach serve`` shows the whole notice on (SMS and push point to it)."""
+    return f"{config.public_url.rstrip('/')}/notices/{incident_key}/{locale}"
+
+
+def notice_content(
+    incident: Incident,
+    text: NoticeText,
+    locale: str,
+    config: Settings,
+    *,
+    name: str | None = None,
+    address: str | None = None,
+    link: str | None = None,
+) -> NoticeContent:
+    """Everything a notice shows: the incident's texts, our details, and the recipient's."""
+    return NoticeContent(
+        locale=locale,
+        organisation=config.organisation_name,
+        incident_key=incident.key,
+        detected_at=incident.detected_at,
+        aware_at=incident.aware_at,
+        recipient_name=name,
+        recipient_address=address,
+        link=link,
+        **text.model_dump(exclude={"contact_point"}),
+        contact_point=text.contact_point or config.contact_point,
+    )

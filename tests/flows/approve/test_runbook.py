@@ -1,0 +1,94 @@
+"""Runbooks for on-call: the checklist with owners and due times, steps done with
+evidence, and the approval gate that holds notification back until a named person
+approves the notice, across processes."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from breachflow.flows.incident import incident_response
+from breachflow.models import commands, runtime
+from breachflow.models.notice import parse_notice_texts
+from tests.conftest import SQLITE_ONLY
+from tests.flows.test_incident_flow import timeline_kinds
+from tests.testkit.factories import EXAMPLE_NOTICE, people, seed_incident
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+@pytest.fixture
+def gated(settings, monkeypatch):
+    monkeypatch.setenv("BREACH_APPROVAL_GATES", '["notify"]')
+    runtime.reset()
+    return runtime.settings()
+
+
+def test_notification_waits_for_the_approval_and_continues_once_approved_elsewhere(
+    db, gated, live_smtp, breach
+):
+    persons = people(6)
+    key = seed_incident(db, runtime.settings(), persons)
+
+    first = incident_response(key, requested_by="test")
+    assert first.state == "assessed" and live_smtp.received == []
+    assert f"breach approve {key} notice" in first.waiting_for
+    shown = breach("runbook", key)
+    assert (
+        "notification-approve-notice" in shown.stdout and "Notification waits for" in shown.stdout
+    )
+    again = incident_response(key, requested_by="test")  # a restart changes nothing
+    assert again.state == "assessed" and live_smtp.received == []
+
+    approved = breach("approve", key, "notice", "--note", "v1 checked against the facts")
+    assert approved.returncode == 0, approved.stderr
+    assert f"{key} is closed" in approved.stdout  # the approval continued the response
+    assert len(live_smtp.received) == len(persons)
+    kinds = timeline_kinds(db, key)
+    assert kinds.count("approval.awaited") == 2 and kinds.count("approval.given") == 1
+    assert kinds.index("approval.given") < kinds.index("notices.queued")
+
+
+def test_new_notice_texts_need_a_new_approval(db, gated):
+    key = seed_incident(db, gated, people(2))
+    from breachflow.flows.approve import runbook
+
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        runbook.approve(session, incident, "notice", "carol", "v1 approved")
+        assert runbook.waiting_for(session, incident, "notify") is None
+        texts = yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8"))
+        texts["en"]["remedies"] = "24 months of identity monitoring."
+        commands.set_notice(session, incident, parse_notice_texts(texts), "dave")
+        waiting = runbook.waiting_for(session, incident, "notify")
+    assert waiting and "changed since the last approval" in waiting
+
+
+@SQLITE_ONLY
+def test_the_checklist_shows_owners_due_times_overdue_steps_and_kept_evidence(
+    db, settings, breach, tmp_path
+):
+    key = seed_incident(db, settings, people(2), aware_days_ago=5)
+    listed = breach("runbook", key)
+    assert listed.returncode == 0, listed.stderr
+    for phase in ("triage", "containment", "notification", "regulator-reporting", "closure"):
+        assert phase in listed.stdout
+    assert "OVERDUE" in listed.stdout  # e.g. the notice approval was due 2 days after aware
+
+    refused = breach("step", key, "containment-preserve-evidence", "--done")
+    assert refused.returncode == 1 and "needs evidence" in refused.stderr
+    record = tmp_path / "custody.txt"
+    record.write_text("disk image sha256 …, sealed by Erin")
+    done = breach(
+        "step", key, "containment-preserve-evidence", "--done", "--note", "imaged", "--evidence",
+        str(record),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    kept = next((settings.home / "evidence" / key).iterdir())
+    assert kept.read_text() == record.read_text()
+    assert "done" in breach("runbook", key).stdout
+    twice = breach(
+        "step", key, "containment-preserve-evidence", "--done", "--evidence", str(record)
+    )
+    assert twice.returncode == 1 and "was done by" in twice.stderr
+    assert "runbook.step_done" in timeline_kinds(db, key)

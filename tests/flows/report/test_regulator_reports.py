@@ -1,0 +1,212 @@
+"""Reports to regulators: every required field, on time, by email with the PDF or by a
+person on a portal, and never filed late without the reasons for the delay."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from breachflow.flows.assess.assessment import assess
+from breachflow.flows.incident import incident_response
+from breachflow.flows.report.filing import due, file_reports, start_waiting
+from breachflow.flows.report.submission import (
+    give_delay_reason,
+    record_acknowledgement,
+    record_submission,
+)
+from breachflow.models import commands, runtime
+from breachflow.models.base import utcnow
+from breachflow.models.errors import InvalidInput
+from breachflow.models.regulator_report import ReportState, reports
+from breachflow.rules import RULES_DIR
+from tests.conftest import SQLITE_ONLY
+from tests.testkit.factories import Person, people, seed_incident
+
+EU_AND_CHINA = [
+    Person(f"S{n:04d}", f"Person {n}", f"person{n}@example.de", "en", "DE") for n in range(1, 6)
+] + [Person(f"S{n:04d}", f"张{n}", f"person{n}@example.cn", "zh-CN", "CN") for n in range(6, 11)]
+
+
+@pytest.fixture
+def cac_for_ten(settings, tmp_path, monkeypatch):
+    """An operator established in China, under the CAC measures with the "relatively
+    major" line at 10 people, not 1,000,000, so a test population reaches it (the rule is
+    otherwise the shipped one)."""
+    overrides = tmp_path / "rules"
+    overrides.mkdir()
+    data = yaml.safe_load((RULES_DIR / "cn-cac-2025.yaml").read_text(encoding="utf-8"))
+    for obligation in data["obligations"]:
+        obligation["when"]["count"]["value"] = 10
+    (overrides / "cn-cac-2025.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    monkeypatch.setenv("BREACH_RULES_OVERRIDES", str(overrides))
+    monkeypatch.setenv("BREACH_HOME_JURISDICTIONS", '["CN"]')
+    runtime.reset()
+    return runtime.settings()
+
+
+def _assess(db, config, key: str) -> None:
+    with db.unit_of_work() as session:
+        assess(session, commands.get_incident(session, key), "test", config)
+
+
+def _reports(db, key: str):
+    with db.unit_of_work() as session:
+        found = reports(session, commands.get_incident(session, key).id)
+        session.expunge_all()
+    return {(r.regime, r.phase): r for r in found}
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_eu_and_chinese_residents_get_gdpr_pipl_and_cac_reports_by_email_with_their_pdf(
+    db, cac_for_ten, live_smtp, monkeypatch
+):
+    monkeypatch.setenv(
+        "BREACH_REGULATOR_EMAILS",
+        json.dumps({"eu-gdpr": "dpa@authority.example.eu", "cn-pipl": "report@cac.example.cn"}),
+    )
+    runtime.reset()
+    config = runtime.settings()
+    key = seed_incident(db, config, EU_AND_CHINA)
+
+    summary = incident_response(key, requested_by="test")
+    # The CAC's summary report runs from the end of handling: the incident stays open.
+    assert summary.state == "reported" and "--handling-ended-at" in summary.waiting_for
+
+    filed = _reports(db, key)
+    for wanted in [
+        ("eu-gdpr", "initial"),
+        ("eu-gdpr", "supplementary"),
+        ("cn-pipl", "initial"),
+        ("cn-cac-2025", "initial"),
+        ("cn-cac-2025", "supplementary"),
+    ]:
+        assert wanted in filed, sorted(filed)
+    # The CAC's summary report runs from the end of handling, which is not known yet.
+    assert filed["cn-cac-2025", "final"].state == ReportState.WAITING
+
+    for (regime, phase), report in filed.items():
+        if report.state == ReportState.WAITING:
+            continue
+        document = json.loads(Path(report.files["json"]).read_text(encoding="utf-8"))
+        html = Path(report.files["html"]).read_text(encoding="utf-8")
+        assert Path(report.files["pdf"]).read_bytes().startswith(b"%PDF")
+        assert document["required_fields"], (regime, phase)
+        for code in document["required_fields"]:
+            assert document["fields"][code] not in (None, "", {}), (regime, phase, code)
+            assert f'data-field="{code}"' in html, (regime, phase, code)
+        assert document["fields"]["F4"]["affected"] == 10
+    # Chinese regimes are written in Chinese, from the Chinese notice texts.
+    pipl = Path(filed["cn-pipl", "initial"].files["html"]).read_text(encoding="utf-8")
+    assert 'lang="zh-CN"' in pipl
+    # After notification, the supplementary report carries its outcome (F12).
+    supplementary = json.loads(
+        Path(filed["eu-gdpr", "supplementary"].files["json"]).read_text(encoding="utf-8")
+    )
+    assert supplementary["fields"]["F12"]["individuals"]["notified"] == 10
+
+    by_recipient = live_smtp.by_recipient()
+    gdpr_mail = by_recipient["dpa@authority.example.eu"]
+    assert len(gdpr_mail) == 2  # initial and supplementary, once each
+    for message in gdpr_mail + by_recipient["report@cac.example.cn"]:
+        attachments = list(message.iter_attachments())
+        assert [a.get_content_type() for a in attachments] == ["application/pdf"]
+        assert attachments[0].get_content().startswith(b"%PDF")
+    assert filed["eu-gdpr", "initial"].state == ReportState.SUBMITTED
+    assert filed["eu-gdpr", "initial"].reference == gdpr_mail[0]["Message-ID"]
+    # The CAC's 4 hours from discovery (two days ago) are over: its pack is held, marked
+    # late, until someone gives the reasons; it has no address, so a person files it.
+    cac = filed["cn-cac-2025", "initial"]
+    assert (cac.state, cac.late, cac.mode) == (ReportState.HELD_LATE, True, "manual")
+    assert "LATE" in Path(cac.files["html"]).read_text(encoding="utf-8")
+    assert filed["cn-cac-2025", "supplementary"].state == ReportState.AWAITING_SUBMISSION
+
+
+def test_a_late_report_is_held_until_the_reasons_for_the_delay_are_given(db, settings):
+    key = seed_incident(db, settings, people(4), aware_days_ago=5)  # GDPR's 72 h are over
+    _assess(db, settings, key)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        owed = [o for o in due(session, incident) if o.regime == "uk-gdpr"]
+        file_reports(session, incident, owed, "test")
+    report = _reports(db, key)["uk-gdpr", "initial"]
+    assert report.state == ReportState.HELD_LATE and report.late
+    assert "LATE" in Path(report.files["html"]).read_text(encoding="utf-8")
+
+    with pytest.raises(InvalidInput, match="reasons for the delay"):
+        record_submission(key, "uk-gdpr", "initial", reference="ICO-1", at=utcnow(), actor="bob")
+
+    give_delay_reason(key, "uk-gdpr", "initial", "The forensic image took 4 days.", "alice")
+    report = _reports(db, key)["uk-gdpr", "initial"]
+    assert report.state == ReportState.AWAITING_SUBMISSION
+    document = json.loads(Path(report.files["json"]).read_text(encoding="utf-8"))
+    assert document["fields"]["F11"] == "The forensic image took 4 days."
+    assert "The forensic image took 4 days." in Path(report.files["html"]).read_text("utf-8")
+
+    filed_at = utcnow() - timedelta(minutes=5)
+    record_submission(key, "uk-gdpr", None, reference="ICO-2026-77", at=filed_at, actor="bob")
+    record_acknowledgement(key, "uk-gdpr", None, at=utcnow(), actor="bob")
+    report = _reports(db, key)["uk-gdpr", "initial"]
+    assert report.state == ReportState.ACKNOWLEDGED
+    assert (report.reference, report.submitted_by) == ("ICO-2026-77", "bob")
+    from tests.flows.test_incident_flow import timeline_kinds
+
+    kinds = timeline_kinds(db, key)
+    for kind in [
+        "report.held_late",
+        "report.delay_reason_given",
+        "report.submitted",
+        "report.acknowledged",
+    ]:
+        assert kind in kinds
+
+
+@SQLITE_ONLY
+def test_reports_cli_lists_deadlines_and_states_and_records_the_portal_filing(breach, db, settings):
+    key = seed_incident(db, settings, people(4))
+    _assess(db, settings, key)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        file_reports(session, incident, due(session, incident), "test")
+
+    listed = breach("reports", key)
+    assert listed.returncode == 0, listed.stderr
+    assert "uk-gdpr" in listed.stdout and "awaiting submission" in listed.stdout
+
+    filed = breach(
+        "report", "submitted", key, "uk-gdpr", "--phase", "initial", "--reference", "ICO-123"
+    )
+    assert filed.returncode == 0, filed.stderr
+    assert "ICO-123" in filed.stdout
+    shown = breach("show", key)
+    assert "ICO-123" in shown.stdout and "submitted" in shown.stdout
+
+    again = breach("report", "submitted", key, "uk-gdpr", "--phase", "initial", "--reference", "x")
+    assert again.returncode == 1
+    assert "nothing to submit" in again.stderr and "Traceback" not in again.stderr
+    unknown = breach("report", "acknowledged", key, "us-hipaa")
+    assert unknown.returncode == 1 and "has no us-hipaa" in unknown.stderr
+
+
+def test_a_report_waits_for_its_clock_and_is_written_when_a_reassessment_starts_it(db, cac_for_ten):
+    key = seed_incident(db, cac_for_ten, EU_AND_CHINA)
+    _assess(db, cac_for_ten, key)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        file_reports(session, incident, due(session, incident), "test")
+    final = _reports(db, key)["cn-cac-2025", "final"]
+    assert (final.state, final.deadline, final.files) == (ReportState.WAITING, None, {})
+
+    ended = utcnow().replace(microsecond=0) - timedelta(days=1)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        commands.update_incident(session, incident, "alice", {"handling_ended_at": ended})
+        assess(session, incident, "alice", cac_for_ten)
+        start_waiting(session, incident, "alice")
+    final = _reports(db, key)["cn-cac-2025", "final"]
+    assert final.state == ReportState.AWAITING_SUBMISSION
+    assert final.deadline == ended + timedelta(days=30)
+    assert Path(final.files["pdf"]).read_bytes().startswith(b"%PDF")

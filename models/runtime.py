@@ -1,7 +1,9 @@
-"""The process's settings and database, built once and shared by the flow's tasks."""
+"""The process's settings, database and logs, built once and shared by its flows and tasks."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from functools import cache
 
 from breachflow.models.crypto import Vault, load_key
@@ -40,3 +42,37 @@ def vault() -> Vault:
     with database().unit_of_work() as session:
         check_key(session, keyed)
     return keyed
+
+
+#: Libraries whose own warnings a user cannot act on (WeasyPrint's note that it subsets
+#: fonts with fontTools, say): they go to ``$BREACH_HOME/logs/libraries.log``.
+LIBRARY_LOGGERS = ("weasyprint", "fontTools")
+
+
+class _LibraryLog(logging.Handler):
+    """Appends to the library log of wherever the settings put the home at that moment, or
+    to the console when ``BREACH_LIBRARY_LOGS=console`` (for debugging)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            config = settings()
+            if config.library_logs == "console":
+                sys.stderr.write(self.format(record) + "\n")
+                return
+            directory = config.home / "logs"
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(directory / "libraries.log", "a", encoding="utf-8") as out:
+                out.write(self.format(record) + "\n")
+        except (OSError, ValueError):
+            pass  # a log we cannot write must not stop a letter from being printed
+
+
+def route_library_logs() -> None:
+    """Send the libraries' warnings to the library log instead of the terminal, once."""
+    handler = _LibraryLog()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _LibraryLog) for h in logger.handlers):
+            logger.addHandler(handler)
+        logger.propagate = False

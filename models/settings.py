@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
         return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
 
     home: Path = Field(Path(".breach"), description="Working directory for embedded mode.")
+    library_logs: Literal["file", "console"] = Field(
+        "file",
+        description="Where libraries' own warnings go: home/logs/libraries.log, or the console.",
+    )
     database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite under home.")
 
     data_key: SecretStr | None = Field(None, description="Base64 of 32 random bytes.")
@@ -108,7 +113,7 @@ class Settings(BaseSettings):
         "http://localhost:8000",
         description="Where `breach serve` is reachable: notice links and status callbacks.",
     )
-    # Rates are held across every dispatcher process by the database (see flows/pacing.py).
+    # Rates are held across every dispatcher process by the database (see models/pacing.py).
     email_rate_per_second: float = Field(0, ge=0, description="0 means no limit.")
     sms_rate_per_second: float = Field(100, ge=0)
     voice_rate_per_second: float = Field(1, ge=0)
@@ -134,7 +139,7 @@ class Settings(BaseSettings):
         None, description="Folder the mailing vendor collects letter batches from."
     )
 
-    # Public announcement (flows/announce.py) and where it is published.
+    # Public announcement (flows/announce/) and where it is published.
     site_dir: Path | None = Field(None, description="Static site folder; default home/site.")
     site_url: str | None = Field(
         None, description="Where site_dir is served; default public_url/site/."
@@ -151,7 +156,7 @@ class Settings(BaseSettings):
     individual_notice_cost_usd: float | None = Field(
         None, ge=0, description="Estimated cost of notifying everyone one by one."
     )
-    # Regulator reports (flows/reporting.py): regimes with an address get the report by
+    # Regulator reports (flows/report/filing.py): regimes with an address get the report by
     # email with its PDF; the others get a pack to file on the regulator's portal.
     regulator_emails: dict[str, str] = Field(default_factory=dict)
 

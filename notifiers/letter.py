@@ -61,6 +61,11 @@ class _Renderer:
         self.letter_date = letter_date
         self.pages = PdfRenderer()
 
+    def cover(self, printable: list[tuple[OutboundMessage, str]]) -> None:
+        """Cut the font once for the whole batch: every page and every date line in it."""
+        dates = {self._date(msg.locale) for msg, _ in printable}
+        self.pages.cover(*(html for _, html in printable), *dates)
+
     def pdf(self, msg: OutboundMessage, html: str) -> tuple[bytes, int]:
         dated = f'.letter-date::after {{ content: "{self._date(msg.locale)}" }}'
         document = self.pages.document(html, dated)
@@ -125,6 +130,7 @@ class LetterNotifier:
     ) -> tuple[list[_Letter], list[DeliveryResult]]:
         """Render and write each PDF; a page that fails to render fails only its person."""
         renderer = _Renderer(self.organisation, _batch_date(batch_id))
+        renderer.cover(printable)
         letters: list[_Letter] = []
         unprintable: list[DeliveryResult] = []
         files: set[str] = set()

@@ -38,12 +38,15 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name.decode(), target)
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(out), str(source)],
         check=True,
         capture_output=True,
+        text=True,
         timeout=600,
     )
+    # what `pip install .` would show a user: no setuptools warning walls
+    assert "BuildBackendWarning" not in built.stdout + built.stderr
     (wheel,) = out.glob("breachflow-*.whl")
     (sdist,) = out.glob("breachflow-*.tar.gz")
     return {"wheel": wheel, "sdist": sdist}

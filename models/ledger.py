@@ -122,7 +122,11 @@ def claim(
     lease_seconds: float,
 ) -> list[Notification]:
     """Lease up to ``limit`` rows of ``channel`` that are due: queued, due for retry, or
-    with a dead lease. Marking them ``sending`` commits before anything leaves."""
+    with a dead lease. Marking them ``sending`` commits before anything leaves.
+
+    A claim costs the person no attempt: an attempt is counted when its outcome is
+    recorded, so a lease lost to our own crash (a dead lease, taken over) charges nobody.
+    """
     now = utcnow()
     leased_owners = session.scalars(
         select(Notification.lease_owner)
@@ -158,7 +162,6 @@ def claim(
             state=State.SENDING,
             lease_owner=worker,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=Notification.attempts + 1,
             retry_at=None,
             updated_at=now,
         )
@@ -172,15 +175,64 @@ def claim(
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int
+    """When a temporary failure is tried again, and which rule ends the trying.
+
+    Like a mail server's queue (Postfix keeps trying for days): exponential backoff with
+    jitter up to ``max_seconds``, for ``lifetime_seconds`` from when the row was queued on
+    its channel, and never closer to the notice deadline than ``deadline_margin_seconds``,
+    so the next channel still has time. ``max_attempts`` caps the count where a count is
+    the rule (a call not answered twice); elsewhere it is None.
+    """
+
+    max_attempts: int | None
     base_seconds: float
     max_seconds: float
+    lifetime_seconds: float | None = None
+    deadline_margin_seconds: float = 0.0
 
     def delay(self, attempts: int) -> float:
         """Exponential backoff with jitter: spreads retries so they don't arrive as a wave."""
         # Annotated: typeshed types ``int ** int`` as Any (a negative exponent gives a float).
         ceiling: float = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
         return ceiling * random.uniform(0.5, 1.0)
+
+    def last_try(self, queued_at: datetime, deadline: datetime | None) -> datetime | None:
+        """The latest moment this row may be tried again, or None if nothing bounds it."""
+        limits = []
+        if self.lifetime_seconds is not None:
+            limits.append(queued_at + timedelta(seconds=self.lifetime_seconds))
+        if deadline is not None:
+            limits.append(deadline - timedelta(seconds=self.deadline_margin_seconds))
+        return min(limits) if limits else None
+
+    def stop_rule(self, row: Notification, now: datetime, deadline: datetime | None) -> str | None:
+        """Why ``row`` is not tried again after this failure, or None to try again."""
+        if self.max_attempts is not None and row.attempts >= self.max_attempts:
+            return f"gave up after {_tries(row.attempts)}"
+        if self.lifetime_seconds is not None and now >= row.queued_at + timedelta(
+            seconds=self.lifetime_seconds
+        ):
+            return (
+                f"gave up after {_tries(row.attempts)} over {_span(self.lifetime_seconds)}"
+                " (the retry lifetime)"
+            )
+        if deadline is not None and now >= deadline - timedelta(
+            seconds=self.deadline_margin_seconds
+        ):
+            return (
+                f"gave up after {_tries(row.attempts)}, {_span(self.deadline_margin_seconds)}"
+                f" before the notice deadline {deadline:%Y-%m-%d %H:%M} UTC"
+            )
+        return None
+
+
+def _tries(attempts: int) -> str:
+    return f"{attempts} attempt" + ("" if attempts == 1 else "s")
+
+
+def _span(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:g} h" if hours >= 1 else f"{seconds:g} s"
 
 
 def record_results(
@@ -220,6 +272,7 @@ def record_results(
             .where(table.c.id == bindparam("row_id"))
             .values(
                 state=State.SENT,
+                attempts=table.c.attempts + 1,
                 sent_at=now,
                 retry_at=None,
                 lease_owner=None,
@@ -253,17 +306,18 @@ def _record_failures(
         )
     }
     failed: list[Notification] = []
+    deadline = _notice_deadline(session, results, rows)
     for result in results:
         row = rows[result.notification_id]
         row.lease_owner = row.lease_expires_at = None
         row.last_error = _reason(row.channel, result.detail)
         if result.status is DeliveryStatus.DEFERRED:
-            row.state, row.retry_at = State.FAILED_TEMPORARY, now
-            row.attempts -= 1  # never tried: not one of this person's attempts
+            row.state, row.retry_at = State.FAILED_TEMPORARY, now  # never tried: no attempt
             outcome["deferred"] += 1
             continue
+        row.attempts += 1
         if result.status is DeliveryStatus.FAILED_TEMPORARY:
-            _retry_or_give_up(row, policy, now, result.retry_after)
+            _retry_or_give_up(row, policy, now, deadline, result.retry_after)
         else:
             row.state, row.retry_at = State.FAILED_PERMANENT, None
         if row.state == State.FAILED_PERMANENT:
@@ -278,17 +332,33 @@ def _reason(channel: str, detail: str | None) -> str | None:
     return f"{channel}: {detail}"[:REASON_WIDTH] if detail else None
 
 
+def _notice_deadline(
+    session: Session, results: list[DeliveryResult], rows: dict[int, Notification]
+) -> datetime | None:
+    """The individual-notice deadline of the incident a batch belongs to."""
+    incident = session.get(Incident, rows[results[0].notification_id].incident_id)
+    return incident.notice_deadline if incident else None
+
+
 def _retry_or_give_up(
-    row: Notification, policy: RetryPolicy, now: datetime, retry_after: float | None = None
+    row: Notification,
+    policy: RetryPolicy,
+    now: datetime,
+    deadline: datetime | None,
+    retry_after: float | None = None,
 ) -> None:
-    if row.attempts < policy.max_attempts:
+    """Schedule the next try, no later than the policy's last one; or give up, saying which
+    rule ended it."""
+    rule = policy.stop_rule(row, now, deadline)
+    if rule is None:
         row.state = State.FAILED_TEMPORARY
-        row.retry_at = now + timedelta(seconds=max(policy.delay(row.attempts), retry_after or 0))
+        retry_at = now + timedelta(seconds=max(policy.delay(row.attempts), retry_after or 0))
+        last = policy.last_try(row.queued_at, deadline)
+        row.retry_at = min(retry_at, last) if last else retry_at
     else:
         row.state, row.retry_at = State.FAILED_PERMANENT, None
         detail = (row.last_error or "").removeprefix(f"{row.channel}: ")
-        row.last_error = f"{row.channel}: gave up after {row.attempts} attempts: {detail}"
-        row.last_error = row.last_error[:REASON_WIDTH]
+        row.last_error = f"{row.channel}: {rule}: {detail}"[:REASON_WIDTH]
 
 
 def _mark_contact_dead(session: Session, row: Notification) -> None:
@@ -381,7 +451,8 @@ def _apply(
         return "applied"
     row.last_error = _reason(row.channel, report.detail or report.status)
     if report.status == ProviderEventStatus.FAILED_TEMPORARY:
-        _retry_or_give_up(row, policy, now)
+        incident = session.get(Incident, row.incident_id)
+        _retry_or_give_up(row, policy, now, incident.notice_deadline if incident else None)
     else:
         row.state = State.FAILED_PERMANENT
     if row.state == State.FAILED_PERMANENT:

@@ -104,9 +104,22 @@ class Settings(BaseSettings):
     policy_notice_days: int = Field(30, ge=1, description="Our published outer limit.")
     import_workers: int = Field(2, ge=1, le=32, description="Processes validating imports.")
     batch_size: int = Field(500, ge=1, le=5000)
-    max_attempts: int = Field(5, ge=1)
+    # Temporary failures are retried like a mail server's queue: with backoff, until the
+    # retry lifetime has passed or the notice deadline is a margin away (models/ledger.py).
+    max_attempts: int | None = Field(
+        None, ge=1, description="Cap on tries of a temporary failure; default none: the lifetime."
+    )
     retry_base_seconds: float = Field(10.0, ge=0)
     retry_max_seconds: float = Field(600.0, ge=0)
+    retry_lifetime_hours: float = Field(
+        24.0, gt=0, description="How long a temporary failure is retried on one channel."
+    )
+    deadline_margin_hours: float = Field(
+        72.0, ge=0, description="Retrying stops this long before the notice deadline."
+    )
+    outage_retries: int = Field(
+        5, ge=1, description="Backoffs a shard gives a provider it cannot use at all."
+    )
     lease_seconds: float = Field(300.0, gt=0)
 
     public_url: str = Field(

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -115,7 +116,9 @@ class RecordingHandler:
     """An SMTP peer that records what it accepts and refuses recipients on request.
 
     ``script[address]`` is a list of reply codes given to successive attempts for that
-    address (e.g. ``[451, 451]`` then accept); ``always[address]`` refuses every time.
+    address (e.g. ``[451, 451]`` then accept); ``always[address]`` refuses every time;
+    ``greylist_seconds`` greylists: every address is refused with 451 until that long after
+    it was first tried, as many mail servers do to new senders.
     """
 
     received: list[EmailMessage] = field(default_factory=list)
@@ -123,9 +126,14 @@ class RecordingHandler:
     always: dict[str, int] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     delay: float = 0.0
+    greylist_seconds: float = 0.0
+    first_seen: dict[str, float] = field(default_factory=dict)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
         self.attempts[address] += 1
+        first = self.first_seen.setdefault(address, time.monotonic())
+        if time.monotonic() - first < self.greylist_seconds:
+            return f"451 4.7.1 Greylisted, try again later <{address}>"
         code = self.always.get(address)
         if code is None and self.script.get(address):
             code = self.script[address].pop(0)

@@ -72,7 +72,7 @@ def notify_shard(incident_key: str) -> dict[str, int]:
     """Claim and send batches, every channel in its lane, until no row is left to try.
 
     A provider outage pauses its channel only: the others go on. A paused channel is tried
-    again with the retry policy's backoff, up to its number of attempts; then this shard
+    again with the retry policy's backoff, ``outage_retries`` times; then this shard
     stops with the reason and those rows stay queued for the next run. Returns how many
     messages this shard handed to providers, per channel.
     """
@@ -112,7 +112,7 @@ def notify_shard(incident_key: str) -> dict[str, int]:
                 # The lane's other batch usually meets the same outage: count it once.
                 if channel not in paused and resume_at.get(channel, 0) <= time.monotonic():
                     outages[channel] += 1
-                    if outages[channel] >= policy.max_attempts:
+                    if outages[channel] >= config.outage_retries:
                         paused[channel] = str(exc)
                     else:
                         resume_at[channel] = time.monotonic() + policy.delay(outages[channel])
@@ -330,6 +330,12 @@ def report_wait(config: Settings) -> float:
 
 
 def retry_policy(config: Settings, channel: Channel | None = None) -> ledger.RetryPolicy:
-    """Calls not answered are retried ``voice_max_attempts`` times; the rest ``max_attempts``."""
-    attempts = config.voice_max_attempts if channel is Channel.VOICE else config.max_attempts
-    return ledger.RetryPolicy(attempts, config.retry_base_seconds, config.retry_max_seconds)
+    """Temporary failures are retried for the retry lifetime, bounded by the deadline's
+    margin; calls not answered, ``voice_max_attempts`` times (a count is the rule there)."""
+    return ledger.RetryPolicy(
+        max_attempts=config.voice_max_attempts if channel is Channel.VOICE else config.max_attempts,
+        base_seconds=config.retry_base_seconds,
+        max_seconds=config.retry_max_seconds,
+        lifetime_seconds=config.retry_lifetime_hours * 3600,
+        deadline_margin_seconds=config.deadline_margin_hours * 3600,
+    )

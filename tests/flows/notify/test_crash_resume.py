@@ -121,3 +121,51 @@ def test_two_runs_of_one_incident_at_once_tell_each_person_once(
         ).all()
         assert verify_chain(session, incident).ok
     assert len(set(batches)) == 2  # both workers really sent batches
+
+
+def test_greylisting_and_three_kills_mid_send_write_nobody_off(
+    db, settings, live_smtp, prefect_api, monkeypatch
+):
+    """Every address is greylisted (451) when first tried, and the sender is SIGKILLed
+    three times mid-send. Temporary failures are retried for the retry lifetime, and a
+    lease lost to a crash costs no attempt: everyone ends sent, on email, exactly once in
+    the ledger. (The usual 60 s greylist and 10 s first backoff, scaled down ten times.)"""
+    monkeypatch.setenv("BREACH_BATCH_SIZE", "50")
+    monkeypatch.setenv("BREACH_RETRY_BASE_SECONDS", "0.5")
+    monkeypatch.setenv("BREACH_RETRY_MAX_SECONDS", "2")
+    runtime.reset()
+    persons = people(300)
+    key = seed_incident(db, settings, persons)
+    live_smtp.greylist_seconds = 6.0
+    live_smtp.delay = 0.005
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+
+    for kill_after in (60, 140, 220):  # RCPT commands seen, greylisted or not
+        child = subprocess.Popen(
+            [BREACH, "run", key], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 120
+        while sum(live_smtp.attempts.values()) < kill_after:
+            if child.poll() is not None:
+                raise AssertionError(f"child ended early: {child.stdout.read().decode()}")
+            assert time.monotonic() < deadline, "the child never got to sending"
+            time.sleep(0.005)
+        child.kill()
+        child.wait()
+        child.stdout.close()
+
+    summary = incident_response(key, requested_by="test-after-greylisting")
+
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        rows = session.scalars(
+            select(Notification).where(Notification.incident_id == incident.id)
+        ).all()
+    assert {(row.channel, str(row.state)) for row in rows} == {("email", "sent")}
+    assert len(rows) == len({row.subject_id for row in rows}) == len(persons)
+    assert summary.notified == len(persons)
+    assert max(live_smtp.attempts.values()) >= 2  # everyone met the greylist at least once
+    received = live_smtp.by_recipient()
+    assert set(received) == {p.email for p in persons}
+    duplicates = sum(len(m) - 1 for m in received.values())
+    assert duplicates <= 3 * 2 * 50  # at most what each killed process had leased

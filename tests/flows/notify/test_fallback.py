@@ -322,6 +322,97 @@ def test_running_out_of_attempts_is_permanent_and_falls_back(db, settings, tmp_p
     assert rows[0].last_error == f"email: gave up after 2 attempts: {busy}"
 
 
+def test_a_lease_lost_to_our_own_crash_costs_the_person_no_attempt(db, settings, tmp_path):
+    """A dispatcher dies holding a batch; another takes it over when the lease runs out.
+    Three crashes, then a send: one attempt, the one that had an outcome."""
+    key = seed(db, settings, tmp_path, [person("C", email="c@example.com")])
+    queue(db, key)
+    for crash in range(3):
+        with db.unit_of_work() as session:
+            incident = commands.get_incident(session, key)
+            [row] = ledger.claim(session, incident, Channel.EMAIL, f"dead/{crash}/x", 10, 0.0)
+        assert row.attempts == 0  # claimed, never recorded: the worker died
+    leased = claim(db, key, Channel.EMAIL)  # the lease has run out: taken over
+    assert record(db, [result(leased["C"], DeliveryStatus.SENT, provider_message_id="m")]) == {
+        "sent": 1
+    }
+    [row] = ledger_rows(db, key)["C"]
+    assert (row.state, row.attempts) == ("sent", 1)
+
+
+LIFETIME = ledger.RetryPolicy(
+    max_attempts=None, base_seconds=0.0, max_seconds=0.0, lifetime_seconds=3600
+)
+
+
+def _age(db, notification_id: int, hours: float) -> None:
+    """As if the row had been queued ``hours`` ago."""
+    with db.unit_of_work() as session:
+        row = session.get(Notification, notification_id)
+        row.queued_at = utcnow() - timedelta(hours=hours)
+
+
+def test_temporary_failures_are_retried_for_the_lifetime_not_a_count(db, settings, tmp_path):
+    """Greylisting or a mailbox over quota answers 4xx again and again: the person is
+    retried until the retry lifetime has passed, then (saying so) the next channel."""
+    key = seed(db, settings, tmp_path, [person("G", email="g@example.com", phone="+447400123405")])
+    queue(db, key)
+    busy = "451 4.7.1 Greylisted, try again later"
+    for _ in range(12):  # far more than any count-based policy would allow
+        leased = claim(db, key, Channel.EMAIL)
+        outcome = record(
+            db, [result(leased["G"], DeliveryStatus.FAILED_TEMPORARY, detail=busy)], LIFETIME
+        )
+        assert outcome == {"failed_temporary": 1}
+    [row] = ledger_rows(db, key)["G"]
+    assert (row.state, row.attempts) == ("failed_temporary", 12)
+
+    _age(db, row.id, hours=1.5)
+    leased = claim(db, key, Channel.EMAIL)
+    outcome = record(
+        db, [result(leased["G"], DeliveryStatus.FAILED_TEMPORARY, detail=busy)], LIFETIME
+    )
+    assert outcome == {"failed_permanent": 1, "fallback": 1}
+    rows = ledger_rows(db, key)["G"]
+    assert trail(rows) == [("email", "failed_permanent"), ("sms", "queued")]
+    assert rows[0].last_error == (
+        f"email: gave up after 13 attempts over 1 h (the retry lifetime): {busy}"
+    )
+
+
+def test_the_last_retry_falls_at_the_end_of_the_lifetime_not_past_it(db, settings, tmp_path):
+    key = seed(db, settings, tmp_path, [person("H", email="h@example.com")])
+    queue(db, key)
+    slow = ledger.RetryPolicy(None, base_seconds=7200, max_seconds=7200, lifetime_seconds=3600)
+    leased = claim(db, key, Channel.EMAIL)
+    record(db, [result(leased["H"], DeliveryStatus.FAILED_TEMPORARY, detail="421")], slow)
+    [row] = ledger_rows(db, key)["H"]
+    assert row.state == "failed_temporary"
+    assert row.retry_at == row.queued_at + timedelta(hours=1)  # not 1-2 h of backoff later
+
+
+def test_retrying_stops_a_margin_before_the_notice_deadline(db, settings, tmp_path):
+    """However long the lifetime, the next channel must still have time before the
+    deadline: trying stops ``deadline_margin`` before it, and the reason names the rule."""
+    key = seed(db, settings, tmp_path, [person("D", email="d@example.com", phone="+447400123406")])
+    queue(db, key)
+    deadline = utcnow() + timedelta(hours=2)
+    with db.unit_of_work() as session:
+        commands.get_incident(session, key).notice_deadline = deadline
+    near = ledger.RetryPolicy(
+        None, 0.0, 0.0, lifetime_seconds=86_400, deadline_margin_seconds=3 * 3600
+    )
+    leased = claim(db, key, Channel.EMAIL)
+    outcome = record(db, [result(leased["D"], DeliveryStatus.FAILED_TEMPORARY, detail="451")], near)
+    assert outcome == {"failed_permanent": 1, "fallback": 1}
+    rows = ledger_rows(db, key)["D"]
+    assert trail(rows) == [("email", "failed_permanent"), ("sms", "queued")]
+    assert rows[0].last_error == (
+        f"email: gave up after 1 attempt, 3 h before the notice deadline"
+        f" {deadline:%Y-%m-%d %H:%M} UTC: 451"
+    )
+
+
 def test_a_deferred_message_costs_no_attempt_however_often_it_happens(db, settings, tmp_path):
     key = seed(db, settings, tmp_path, [person("L", email="l@example.com")])
     queue(db, key)

@@ -9,7 +9,7 @@ transaction. Rows come in the form the driver stores, so nothing is converted pe
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
@@ -68,7 +68,17 @@ def select_where_in(
     selected = ", ".join(columns)
     if connection.dialect.name == "postgresql":
         sql = f"SELECT {selected} FROM {table.name} WHERE {scope_column} = %s AND {key} = ANY(%s)"  # noqa: S608
-        return list(connection.exec_driver_sql(sql, (scope_value, values)))
+        # Planned afresh each time, never prepared: psycopg prepares a statement on its
+        # fifth run, and PostgreSQL then settles on a generic plan made while the table
+        # was nearly empty (a scan), which read every person already imported for every
+        # chunk: 968 rows/s at 100,000 people instead of 20,000.
+        import psycopg  # the PostgreSQL driver: imported only where it is used
+        from psycopg.rows import namedtuple_row
+
+        raw = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
+        with raw.cursor(row_factory=namedtuple_row) as cursor:
+            cursor.execute(sql, (scope_value, values), prepare=False)
+            return cursor.fetchall()
     marks = ", ".join("?" for _ in values)
     sql = f"SELECT {selected} FROM {table.name} WHERE {scope_column} = ? AND {key} IN ({marks})"  # noqa: S608
     return list(connection.exec_driver_sql(sql, (scope_value, *values)))

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from breachflow.models.base import Base, UTCDateTime, utcnow
@@ -28,6 +28,9 @@ class NotificationState(StrEnum):
     FAILED_TEMPORARY = "failed_temporary"
     FAILED_PERMANENT = "failed_permanent"
 
+
+#: Rows a dispatcher may still have to send (``ix_notifications_pending`` holds them).
+PENDING_SQL = "state IN ('queued', 'sending', 'failed_temporary')"
 
 #: States from which nothing more will happen without a person's decision.
 FINAL_STATES = frozenset(
@@ -46,8 +49,18 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("incident_id", "subject_id", "channel", "notice_version"),
-        # Claims and dispatch look up one channel's due rows of one incident.
+        # Counts and dispatch look up one channel's rows of one incident by state.
         Index("ix_notifications_claim", "incident_id", "channel", "state"),
+        # Claims walk one channel's rows still to send, oldest first: an index of those
+        # alone, so a claim costs the same at 0 % or 99 % of millions sent.
+        Index(
+            "ix_notifications_pending",
+            "incident_id",
+            "channel",
+            "id",
+            postgresql_where=text(PENDING_SQL),
+            sqlite_where=text(PENDING_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -17,6 +17,7 @@ from typing import cast
 from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from breachflow.models import bulk
 from breachflow.models.base import utcnow
 from breachflow.models.chain import (
     PROBLEM_COLUMN,
@@ -52,6 +53,10 @@ REPORTED = frozenset({Channel.SMS, Channel.VOICE})
 NO_CHANNEL = "none"
 
 
+#: People queued per round trip: memory stays flat at any population.
+QUEUE_CHUNK = 20_000
+
+
 def queue(
     session: Session, incident: Incident, chain: Sequence[Channel], version: int
 ) -> Counter[str]:
@@ -60,31 +65,45 @@ def queue(
     A person with no usable contact on any channel still gets a row, on no channel
     (``none``), directly ``failed_permanent`` with the reasons: everyone affected appears
     in the ledger. Returns the number queued per channel and ``unreachable``.
+
+    People are taken in id order, ``QUEUE_CHUNK`` at a time, and their rows written with
+    the import's bulk path (COPY on PostgreSQL), so memory stays flat at millions; who has
+    a row already is an anti-join (NOT EXISTS), so a resumed run costs one pass.
     """
-    existing = select(Notification.subject_id).where(
-        Notification.incident_id == incident.id, Notification.notice_version == version
+    has_row = (
+        select(Notification.id)
+        .where(
+            Notification.incident_id == incident.id,
+            Notification.subject_id == Subject.id,
+            Notification.notice_version == version,
+        )
+        .exists()
     )
-    missing = session.execute(
-        subjects_with_contacts(incident.id).where(Subject.id.not_in(existing)).order_by(Subject.id)
-    ).all()
+    table = cast(Table, Notification.__table__)
     now = utcnow()
+    stored_now = now.replace(tzinfo=None)  # the bulk path takes stored form: naive UTC
     outcome: Counter[str] = Counter()
-    rows = []
-    for contacts in missing:
-        channel, skipped = next_channel(contacts._mapping, chain, None)
-        if channel is None:
-            outcome["unreachable"] += 1
-        else:
-            outcome[str(channel)] += 1
-        rows.append(
-            _new_row(
-                incident, contacts.id, channel or NO_CHANNEL, version, now,
+    after = 0
+    while True:
+        people = session.execute(
+            subjects_with_contacts(incident.id)
+            .where(Subject.id > after, ~has_row)
+            .order_by(Subject.id)
+            .limit(QUEUE_CHUNK)
+        ).all()
+        if not people:
+            return outcome
+        rows = []
+        for contacts in people:
+            channel, skipped = next_channel(contacts._mapping, chain, None)
+            outcome[str(channel) if channel else "unreachable"] += 1
+            row = _new_row(
+                incident, contacts.id, channel or NO_CHANNEL, version, stored_now,
                 failed=None if channel else _unreachable(skipped),
-            )
-        )  # fmt: skip
-    if rows:
-        session.execute(insert(Notification), rows)
-    return outcome
+            )  # fmt: skip
+            rows.append(row | {"state": str(row["state"])})
+        bulk.insert_rows(session, table, rows)
+        after = people[-1].id
 
 
 def _new_row(

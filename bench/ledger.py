@@ -1,14 +1,18 @@
-"""Benchmark: how long claiming a batch takes as an incident's ledger fills with sent rows.
+"""Benchmark: the delivery ledger at scale: queueing everyone, resuming, claiming batches.
 
-    python bench/claim.py                    # 1,000,000 ledger rows, PostgreSQL
-    python bench/claim.py --rows 10000000
+    python bench/ledger.py                   # 1,000,000 people, PostgreSQL
+    python bench/ledger.py --rows 10000000
 
-Builds one incident of N people, each with a queued email row (straight in SQL: this
-measures the claim, not the import), then marks 0 %, 90 % and 99 % of them sent and times
-`ledger.claim` of one batch (500 rows, the default) as a dispatcher does it, rolled back
-after each try so every try sees the same ledger. Prints the median per level and its
-ratio to the claim at 0 % sent, measured in the same run: a claim that walks the sent rows
-grows with them; one served by the index of pending rows stays flat.
+Builds one incident of N people with an email address each (straight in SQL: this measures
+the ledger, not the import), then:
+- queue: `ledger.queue` puts everyone on their first channel, as the notify step does;
+  its time and the growth of this process's peak RSS, against a bare
+  `INSERT ... SELECT` of the same rows in the same run (the floor);
+- resume: `ledger.queue` again, as a run resumed after a crash does: nobody is new;
+- claim: marks 0 %, 90 % and 99 % of the rows sent and times `ledger.claim` of one batch
+  (500 rows, the default), rolled back after each try so every try sees the same ledger;
+  the median per level and its ratio to the claim at 0 % sent: a claim that walks the
+  sent rows grows with them; one served by the index of pending rows stays flat.
 PostgreSQL: `BREACH_BENCH_POSTGRES_URL` (default
 `postgresql+psycopg://postgres@127.0.0.1:5432/test`; a database is created and dropped).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import time
 import uuid
@@ -45,7 +50,8 @@ def _drop(admin_url: str, name: str) -> None:
     admin.dispose()
 
 
-def _fill(db: object, rows: int) -> str:
+def _people(db: object, rows: int) -> tuple[str, int]:
+    """An incident of ``rows`` people, each with an email address (a placeholder cipher)."""
     from breachflow.models import commands
     from breachflow.models.base import utcnow
     from breachflow.models.incident import Severity
@@ -60,20 +66,40 @@ def _fill(db: object, rows: int) -> str:
     with db.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.exec_driver_sql(
             "INSERT INTO subjects (incident_id, external_id, locale, source_line, imported_at,"
-            " residence_inferred) SELECT %s, 'P' || g, 'en', g, now(), false"
-            " FROM generate_series(1, %s) g",
+            " residence_inferred, email_enc) SELECT %s, 'P' || g, 'en', g, now(), false,"
+            " '\\x00'::bytea FROM generate_series(1, %s) g",
             (incident_id, rows),
         )
-        conn.exec_driver_sql(
-            "INSERT INTO notifications (incident_id, subject_id, channel, notice_version, state,"
-            " attempts, idempotency_key, queued_at, updated_at)"
-            " SELECT %s, id, 'email', 1, 'queued', 0, md5(id::text), now(), now()"
-            " FROM subjects WHERE incident_id = %s",
-            (incident_id, incident_id),
-        )
         conn.exec_driver_sql("ANALYZE subjects")
-        conn.exec_driver_sql("ANALYZE notifications")
-    return key
+    return key, incident_id
+
+
+def _bare_insert_seconds(db: object, incident_id: int) -> float:
+    """The floor: the same rows written by one INSERT ... SELECT, rolled back."""
+    with db.engine.connect() as conn:  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        with conn.begin() as transaction:
+            conn.exec_driver_sql(
+                "INSERT INTO notifications (incident_id, subject_id, channel, notice_version,"
+                " state, attempts, idempotency_key, queued_at, updated_at)"
+                " SELECT %s, id, 'email', 1, 'queued', 0, md5(id::text), now(), now()"
+                " FROM subjects WHERE incident_id = %s",
+                (incident_id, incident_id),
+            )
+            seconds = time.perf_counter() - started
+            transaction.rollback()
+    return seconds
+
+
+def _queue_seconds(db: object, key: str) -> tuple[float, dict[str, int]]:
+    from breachflow.models import commands, ledger
+    from breachflow.models.delivery import Channel
+
+    started = time.perf_counter()
+    with db.unit_of_work() as session:  # type: ignore[attr-defined]
+        incident = commands.get_incident(session, key)
+        queued = ledger.queue(session, incident, [Channel.EMAIL], 1)
+    return time.perf_counter() - started, dict(queued)
 
 
 def _claim_ms(db: object, key: str) -> float:
@@ -104,8 +130,20 @@ def main() -> None:
         db = Database(url)
         db.upgrade()
         started = time.perf_counter()
-        key = _fill(db, args.rows)
-        print(f"{args.rows:,} ledger rows in {time.perf_counter() - started:.1f} s")
+        key, incident_id = _people(db, args.rows)
+        print(f"{args.rows:,} people in {time.perf_counter() - started:.1f} s")
+        bare = _bare_insert_seconds(db, incident_id)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        seconds, queued = _queue_seconds(db, key)
+        grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
+        print(
+            f"queue:  {seconds:6.1f} s, peak RSS +{grew:.0f} MB ({seconds / bare:.1f}x a bare"
+            f" INSERT ... SELECT of the same rows: {bare:.1f} s); queued {queued}"
+        )
+        seconds, queued = _queue_seconds(db, key)
+        print(f"resume: {seconds:6.1f} s (everyone already queued: {queued or 'none new'})")
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE notifications")
         baseline = None
         for sent in (0.0, 0.9, 0.99):
             with db.engine.begin() as conn:

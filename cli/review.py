@@ -14,6 +14,7 @@ from rich.table import Table
 from breachflow.cli.common import Key, channel_label, console, errors, fmt, states_text
 from breachflow.cli.reporting import announcement_rows, reports_table
 from breachflow.flows.approve.runbook import waiting_for
+from breachflow.flows.notify.forecast import Verdict, forecast
 from breachflow.models import commands, ledger, runtime
 from breachflow.models.incident import Incident
 from breachflow.models.regulator_report import reports
@@ -31,6 +32,7 @@ def show(key: Key) -> None:
         announcement = announcement_rows(session, incident.id)
         waiting = waiting_for(session, incident, "notify")
         filed = reports(session, incident.id)
+        ahead = forecast(session, incident, runtime.settings())
         session.expunge_all()
     table = Table(
         show_header=False, title=f"{incident.key} — {incident.title}", title_justify="left"
@@ -61,6 +63,9 @@ def show(key: Key) -> None:
         )
     for channel, states in by_channel.items():
         table.add_row(f"notices by {channel_label(channel)}", states_text(states))
+    if ahead.verdict not in (Verdict.NOT_STARTED, Verdict.DONE):
+        colour = "red" if ahead.verdict is Verdict.LATE else "green"
+        table.add_row("forecast", f"[{colour}]{ahead.text()}[/]")
     for label, value in announcement:
         table.add_row(label, value)
     table.add_row("timeline events", str(incident.timeline_length))

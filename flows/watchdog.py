@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from breachflow.flows.notify.dispatch import pacer_for
+from breachflow.flows.notify.forecast import Verdict, forecast
 from breachflow.flows.notify.progress import record_provider_reports
 from breachflow.flows.report.filing import recipient_of
 from breachflow.models import ledger
@@ -32,13 +33,15 @@ from breachflow.models.incident import Incident, IncidentState
 from breachflow.models.regulator_report import RegulatorReport, ReportState, reports
 from breachflow.models.runtime import database, settings
 from breachflow.models.settings import Settings
-from breachflow.models.timeline import EventKind, record
+from breachflow.models.timeline import EventKind, TimelineEvent, record
 from breachflow.models.watchdog import DeadlineWarning
 from breachflow.notifiers.email_message import message_id
 from breachflow.notifiers.factory import notifier_for
 from breachflow.rules import Obligation
 
 OVERDUE = "overdue"
+#: The forecast says everyone will not be told by the deadline at the present rates.
+FORECAST_LATE = "forecast late"
 #: Incidents triage has not made yet, or made nothing: no deadline runs for them.
 UNWATCHED = (IncidentState.DISMISSED, IncidentState.SUSPECTED)
 FILED = frozenset({ReportState.SUBMITTED, ReportState.ACKNOWLEDGED})
@@ -94,6 +97,9 @@ def deadline_watchdog() -> WatchdogRun:
                 level = deadline.level(now, config.watchdog_levels)
                 if level and _first_time(session, incident, deadline, level, config):
                     given.append(DeadlineAlert(key, deadline.name, level, deadline.due_at))
+            late = _look_ahead(session, incident, config, now)
+            if late:
+                given.append(late)
     undelivered = asyncio.run(_escalate(given, config)) if given else []
     return WatchdogRun(given, undelivered, record_provider_reports())
 
@@ -232,7 +238,7 @@ def _first_time(
     if level in done:
         return False
     order = [f"{value:.0%}" for value in sorted(config.watchdog_levels)] + [OVERDUE]
-    for passed in order[: order.index(level) + 1]:
+    for passed in order[: order.index(level) + 1] if level in order else [level]:
         if passed not in done:
             session.add(
                 DeadlineWarning(incident_id=incident.id, deadline=deadline.name, level=passed)
@@ -252,11 +258,45 @@ def _first_time(
     return True
 
 
+def _look_ahead(
+    session: Session, incident: Incident, config: Settings, now: datetime
+) -> DeadlineAlert | None:
+    """Put a change of the forecast's verdict on the timeline; the first time it says
+    the individual notice will be late, warn on-call then, not at an elapsed fraction."""
+    if incident.state == IncidentState.CLOSED:
+        return None
+    ahead = forecast(session, incident, config, now)
+    verdict = ahead.verdict
+    said = session.scalar(
+        select(TimelineEvent.payload)
+        .where(
+            TimelineEvent.incident_id == incident.id,
+            TimelineEvent.kind == EventKind.FORECAST_CHANGED,
+        )
+        .order_by(TimelineEvent.seq.desc())
+        .limit(1)
+    )
+    if verdict is not Verdict.NOT_STARTED and (said or {}).get("verdict") != verdict:
+        summary = ahead.as_dict()
+        summary.pop("channels")
+        record(session, incident, EventKind.FORECAST_CHANGED, "watchdog", summary)
+    if verdict is not Verdict.LATE or ahead.deadline is None:
+        return None
+    name = f"individual notice {FORECAST_LATE}"
+    if not _first_time(
+        session, incident, OpenDeadline(incident.key, name, now, ahead.deadline), "late", config
+    ):  # once per incident: a forecast that recovers and slips again is on the timeline
+        return None
+    return DeadlineAlert(incident.key, f"{name}: {ahead.text()}", FORECAST_LATE, ahead.deadline)
+
+
 async def _escalate(warnings: list[DeadlineAlert], config: Settings) -> list[str]:
     """One message per person on call, listing this run's warnings; returns what could not
     be sent (the warnings themselves are on the timeline either way)."""
     lines = [
-        f"{w.incident_key}: {w.deadline} is "
+        f"{w.incident_key}: {w.deadline}"
+        if w.level == FORECAST_LATE
+        else f"{w.incident_key}: {w.deadline} is "
         f"{'OVERDUE' if w.level == OVERDUE else w.level + ' gone'}"
         f" (due {w.due_at:%Y-%m-%d %H:%M} UTC)"
         for w in warnings

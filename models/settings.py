@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     deadline_margin_hours: float = Field(
         72.0, ge=0, description="Retrying stops this long before the notice deadline."
     )
+    letter_pieces_per_day: int = Field(
+        250_000, ge=0, description="What the mailing vendor prints and posts a day (0: no limit)."
+    )
     outage_retries: int = Field(
         5, ge=1, description="Backoffs a shard gives a provider it cannot use at all."
     )

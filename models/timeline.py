@@ -67,6 +67,8 @@ class EventKind(StrEnum):
     EXPORT_WRITTEN = "export.written"
     #: The ledger's counts moved since the timeline last gave them (provider reports).
     NOTIFICATIONS_REPORTED = "notifications.reported"
+    #: The forecast of when everyone is told changed its verdict against the deadline.
+    FORECAST_CHANGED = "notifications.forecast_changed"
 
 
 #: What an event's hash covers, besides the hash itself. An exported event carries exactly

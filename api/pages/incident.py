@@ -19,13 +19,14 @@ from breachflow.api.pages.session import page
 from breachflow.api.pages.times import TONE, countdown, when
 from breachflow.flows.announce.decision import announcement_status
 from breachflow.flows.approve import runbook as runbooks
+from breachflow.flows.notify.forecast import forecast
 from breachflow.flows.watchdog import DeadlineState, DeadlineStatus, deadline_statuses
 from breachflow.models import commands
 from breachflow.models.announcement import announcements, latest_decision
 from breachflow.models.base import utcnow
 from breachflow.models.incident import Incident
 from breachflow.models.regulator_report import RegulatorReport, ReportState, reports
-from breachflow.models.runtime import database
+from breachflow.models.runtime import database, settings
 
 router = APIRouter()
 
@@ -54,6 +55,7 @@ async def incident_page(request: Request, key: str) -> Response:
                     _obligation(s, now) for s in deadline_statuses(session, incident, now)
                 ],
                 "notification": notification(session, incident),
+                "forecast": forecast(session, incident, settings(), now).as_dict(),
                 "announcement": _announcement(session, incident),
                 "reports": [_report(r, now) for r in reports(session, incident.id)],
                 "runbook": _runbook(session, incident, now),

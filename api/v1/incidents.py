@@ -23,6 +23,7 @@ from breachflow.api.auth import Caller, Reader, Responder
 from breachflow.flows.announce.decision import announcement_status
 from breachflow.flows.assess.assessment import check_data_categories
 from breachflow.flows.deployments import start_response
+from breachflow.flows.notify.forecast import forecast
 from breachflow.models import commands, ledger
 from breachflow.models.assessment import latest_assessment
 from breachflow.models.errors import InvalidInput
@@ -292,6 +293,20 @@ async def notifications(key: str, who: Reader) -> Any:
             }
 
     return await _with_incident(key, work)
+
+
+@router.get("/{key}/forecast")
+async def notification_forecast(key: str, who: Reader) -> dict[str, object]:
+    """When everyone will have been sent their notice at the present rates, per channel,
+    against the notice deadline: ``on track``, ``late``, ``unknown`` (a channel with work
+    left has no rate yet), ``done`` or ``not started``."""
+
+    def work() -> dict[str, object]:
+        with database().unit_of_work() as session:
+            incident = commands.get_incident(session, key)
+            return forecast(session, incident, settings()).as_dict()
+
+    return await run_in_threadpool(work)
 
 
 @router.get("/{key}/announcement")

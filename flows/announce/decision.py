@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from breachflow.flows.assess.assessment import organisation
+from breachflow.flows.notify.forecast import Verdict, forecast
 from breachflow.models import ledger
 from breachflow.models.announcement import (
     AnnouncementDecision,
@@ -52,6 +53,11 @@ def decide(
             grounds.append(
                 f"individual-notice deadline at risk: {outcome.pending:,} people still pending,"
                 f" {max(left.total_seconds(), 0) / 3600:.0f} h left"
+            )
+        elif forecast(session, incident, config, now).verdict is Verdict.LATE:
+            grounds.append(
+                "individual-notice deadline at risk: at the present rates, the forecast"
+                " finishes after it"
             )
     inputs = _inputs(outcome, checks)
     latest = latest_decision(session, incident.id)

@@ -72,6 +72,7 @@ ROUTES = [
     ("POST", "/api/v1/incidents/{key}/runs", WRITE, {}),
     ("GET", "/api/v1/incidents/{key}/obligations", READ, {}),
     ("GET", "/api/v1/incidents/{key}/notifications", READ, {}),
+    ("GET", "/api/v1/incidents/{key}/forecast", READ, {}),
     ("GET", "/api/v1/incidents/{key}/announcement", READ, {}),
     ("GET", "/api/v1/incidents/{key}/reports", READ, {}),
     ("GET", "/api/v1/incidents/{key}/timeline", READ, {}),

@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
+
+from scratch import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -106,7 +107,7 @@ def run_import(path: Path, backend: str, pg_url: str, workers: int, home: Path) 
     env |= {"BREACH_HOME": str(home), "BREACH_DATA_KEY": _key()}
     database = None
     if backend == "postgresql":
-        database = _create_pg(pg_url)
+        database = create_database(pg_url)
         env["BREACH_DATABASE_URL"] = database[1]
     try:
         out = subprocess.run(
@@ -115,7 +116,7 @@ def run_import(path: Path, backend: str, pg_url: str, workers: int, home: Path) 
         )  # fmt: skip
     finally:
         if database:
-            _drop_pg(pg_url, database[0])
+            drop_database(pg_url, database[0])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -123,22 +124,6 @@ def _key() -> str:
     from breachflow.models.crypto import generate_key
 
     return generate_key()
-
-
-def _create_pg(url: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    name = f"breach_bench_{uuid.uuid4().hex[:8]}"
-    with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    return name, sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_pg(url: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import httpx
+from scratch import create_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BREACH = str(Path(sys.executable).parent / "breach")
@@ -211,19 +212,8 @@ def _env(home: Path, pg_url: str | None) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
     }
     if pg_url:
-        env["BREACH_DATABASE_URL"] = _create_pg(pg_url)
+        env["BREACH_DATABASE_URL"] = create_database(pg_url)[1]
     return env
-
-
-def _create_pg(url: str) -> str:
-    import uuid
-
-    import sqlalchemy as sa
-
-    name = f"bench_intake_{uuid.uuid4().hex[:8]}"
-    with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    return sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 def _wait_ready(url: str) -> None:

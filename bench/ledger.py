@@ -24,30 +24,12 @@ import os
 import resource
 import statistics
 import time
-import uuid
 from datetime import timedelta
 
-import sqlalchemy as sa
+from scratch import create_database, drop_database
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TRIES = 15
-
-
-def _database(admin_url: str) -> tuple[str, str]:
-    name = f"breach_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    url = sa.engine.make_url(admin_url).set(database=name)
-    return name, url.render_as_string(hide_password=False)
-
-
-def _drop(admin_url: str, name: str) -> None:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
 
 
 def _people(db: object, rows: int) -> tuple[str, int]:
@@ -125,7 +107,7 @@ def main() -> None:
     from breachflow.models.db import Database
 
     admin_url = os.environ.get("BREACH_BENCH_POSTGRES_URL", DEFAULT_PG)
-    name, url = _database(admin_url)
+    name, url = create_database(admin_url)
     try:
         db = Database(url)
         db.upgrade()
@@ -158,7 +140,7 @@ def main() -> None:
             print(f"claim of 500 at {sent:4.0%} sent: {ms:8.2f} ms ({ratio:.2f}x the 0 % claim)")
         db.dispose()
     finally:
-        _drop(admin_url, name)
+        drop_database(admin_url, name)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
+
+from scratch import create_database, drop_database
 
 SELF = Path(__file__).resolve()
 ROOT = SELF.parents[1]
@@ -435,26 +436,6 @@ def _key() -> str:
     return generate_key()
 
 
-def _create_pg(url: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    name = f"breach_bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return name, sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_pg(url: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
-
-
 def run_breachflow(
     channel: str, backend: str, args: argparse.Namespace, files: tuple[Path, Path],
     home: Path, extra_env: dict[str, str],
@@ -464,7 +445,7 @@ def run_breachflow(
         env["BREACH_BATCH_SIZE"] = str(args.batch_size)
     database = None
     if backend == "postgresql":
-        database = _create_pg(args.pg_url)
+        database = create_database(args.pg_url)
         env["BREACH_DATABASE_URL"] = database[1]
     command = ["--child", "breachflow", "--channel", channel, "--people-file", str(files[0]),
                "--warm-up-file", str(files[1])]  # fmt: skip
@@ -475,7 +456,7 @@ def run_breachflow(
         return run_child(command, env)
     finally:
         if database:
-            _drop_pg(args.pg_url, database[0])
+            drop_database(args.pg_url, database[0])
 
 
 def start_process(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:

@@ -16,6 +16,7 @@ from breachflow.api.pages.paging import links, offset_from
 from breachflow.api.pages.render import render
 from breachflow.api.pages.session import page
 from breachflow.api.pages.times import TONE, countdown, when
+from breachflow.flows.notify.forecast import Verdict, forecast
 from breachflow.flows.watchdog import (
     DeadlineState,
     DeadlineStatus,
@@ -26,7 +27,7 @@ from breachflow.models import commands
 from breachflow.models.base import utcnow
 from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Incident, IncidentState
-from breachflow.models.runtime import database
+from breachflow.models.runtime import database, settings
 
 router = APIRouter()
 
@@ -83,7 +84,18 @@ def _board_row(session: Session, incident: Incident, now: datetime) -> dict[str,
         "severity": str(incident.severity),
         "people": commands.count_subjects(session, incident),
         "nearest": _nearest(deadline_statuses(session, incident, now), incident, now),
+        "forecast": _forecast(session, incident, now),
     }
+
+
+def _forecast(session: Session, incident: Incident, now: datetime) -> dict[str, str] | None:
+    """Whether everyone will have been sent their notice in time, while notices are out."""
+    if incident.state == IncidentState.CLOSED:
+        return None
+    ahead = forecast(session, incident, settings(), now)
+    if ahead.verdict in (Verdict.NOT_STARTED, Verdict.DONE):
+        return None
+    return {"text": ahead.text(), "tone": "overdue" if ahead.verdict is Verdict.LATE else "met"}
 
 
 def _nearest(statuses: list[DeadlineStatus], incident: Incident, now: datetime) -> dict[str, Any]:

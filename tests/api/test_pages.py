@@ -486,3 +486,22 @@ def test_countdown_reads_at_a_glance() -> None:
     assert countdown(now + timedelta(days=2, hours=4, minutes=5), now) == "in 2 d 4 h"
     assert countdown(now + timedelta(hours=3, minutes=12), now) == "in 3 h 12 min"
     assert countdown(now - timedelta(minutes=7, seconds=30), now) == "overdue by 7 min"
+
+
+@SQLITE_ONLY
+def test_the_board_and_the_incident_page_give_the_forecast_while_notices_are_out(app, monkeypatch):
+    """With people queued and a slow SMS rate, both pages say when everyone will have been
+    sent their notice and that it is after the deadline."""
+    server, tokens = app
+    key = seed("Forecast", stage="assessed")
+    monkeypatch.setenv("BREACH_SMS_RATE_PER_SECOND", "0.000001")
+    monkeypatch.setenv("BREACH_EMAIL_RATE_PER_SECOND", "0.000001")
+    runtime.reset()
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        ledger.queue(session, incident, [Channel.EMAIL, Channel.SMS], 1)
+    client = _session(server, tokens[Role.COMPLIANCE])
+    board = client.get("/ui/").text
+    page = client.get(f"/ui/incidents/{key}").text
+    assert "Forecast:" in board and ": late by" in board
+    assert 'id="forecast"' in page and ": late by" in page

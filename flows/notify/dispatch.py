@@ -55,11 +55,11 @@ from breachflow.notifiers.factory import (
     unconfigured_reason,
 )
 from breachflow.rendering.notices import (
+    NoticeRenderer,
     choose_locale,
     notice_content,
     notice_link,
     notice_locales,
-    render_notice,
 )
 
 MAX_IDLE_WAIT = 5.0  # seconds between looks at the ledger while retries are pending
@@ -159,8 +159,10 @@ def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str
             texts = notice.parsed()
             writable = notice_locales(channel) & set(texts)
             keys = vault()
+            renderer = NoticeRenderer()
             messages = [
-                _message(row, channel, incident, texts, writable, config, keys) for row in rows
+                _message(row, channel, incident, texts, writable, config, keys, renderer)
+                for row in rows
             ]
             turn.enter_context(_lane(incident_key, channel))
             connections = turn.enter_context(provider_slots(channel, config, worker))
@@ -271,6 +273,7 @@ def _message(
     writable: frozenset[str],
     config: Settings,
     keys: Vault,
+    renderer: NoticeRenderer,
 ) -> OutboundMessage:
     """Render one person's notice; their contact details are decrypted here and only here."""
     subject = row.subject
@@ -283,7 +286,7 @@ def _message(
     link = notice_link(config, incident.key, locale)
     address = contact if channel is Channel.LETTER else None
     content = notice_content(incident, text, locale, config, name=name, address=address, link=link)
-    rendered = render_notice(content, channel)
+    rendered = renderer.render(content, str(channel))
     return OutboundMessage(
         notification_id=row.id,
         message_id=(

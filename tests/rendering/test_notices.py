@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +15,15 @@ from pydantic import ValidationError
 from breachflow import shipped
 from breachflow.models.errors import InvalidInput
 from breachflow.models.notice import NoticeContent, NoticeText, parse_notice_texts
+from breachflow.rendering import notices
 from breachflow.rendering.environment import environment
-from breachflow.rendering.notices import choose_locale, notice_locales, render_notice
+from breachflow.rendering.notices import (
+    FILLED_CHANNELS,
+    NoticeRenderer,
+    choose_locale,
+    notice_locales,
+    render_notice,
+)
 from tests.testkit.factories import HEADINGS
 
 EXAMPLE = shipped("examples") / "notice.yaml"
@@ -227,3 +235,38 @@ def test_choose_locale(wanted: str, expected: str) -> None:
 def test_choose_locale_falls_back_to_the_configured_default() -> None:
     """The fallback is whatever default is configured, not always English."""
     assert choose_locale("de", AVAILABLE, "zh-CN") == "zh-CN"
+
+
+HOSTILE_NAMES = [None, "Ann Lee", "王小明", "<b>O'Brien & Co</b>", '"}} {{ 7*7 }}', "a\ue000b"]
+
+
+@pytest.mark.parametrize("channel", sorted(FILLED_CHANNELS))
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+def test_a_batch_renderer_gives_each_person_exactly_the_whole_render(
+    channel: str, locale: str
+) -> None:
+    """Rendered once and filled in, every person's notice is what rendering it whole
+    gives, hostile names escaped in HTML the same way, people without a name included."""
+    renderer = NoticeRenderer()
+    for _ in range(2):  # the first fill is checked; the second is the reused render
+        for name in HOSTILE_NAMES:
+            person = content(locale, recipient_name=name, link="https://n.example/x")
+            assert renderer.render(person, channel) == render_notice(person, channel)
+
+
+def test_a_template_that_does_more_with_the_name_is_rendered_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's template may do anything with the name (here: capitals); reusing
+    one person's render would then be wrong, so that render is not reused."""
+    custom = tmp_path / "templates"
+    shutil.copytree(shipped("templates"), custom)
+    email = custom / "notice" / "email.en.txt.j2"
+    email.write_text(
+        email.read_text().replace("{{ n.recipient_name }}", "{{ n.recipient_name|upper }}")
+    )
+    monkeypatch.setattr(notices, "environment", lambda: environment(custom))
+    renderer = NoticeRenderer()
+    first, second = content(recipient_name="Ann Lee"), content(recipient_name="Bo Chen")
+    renderer.render(first, "email")
+    assert "Dear BO CHEN," in renderer.render(second, "email").text

@@ -352,8 +352,11 @@ def examples(
         if target.exists():
             console.print(f"kept     {target} (already there)", highlight=False)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        except OSError as exc:
+            raise BreachError(f"cannot write {target}: {exc.strerror or exc}") from None
         console.print(f"written  {target}", highlight=False)
 
 

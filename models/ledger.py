@@ -97,11 +97,12 @@ def queue(
         for contacts in people:
             channel, skipped = next_channel(contacts._mapping, chain, None)
             outcome[str(channel) if channel else "unreachable"] += 1
-            row = _new_row(
-                incident, contacts.id, channel or NO_CHANNEL, version, stored_now,
-                failed=None if channel else _unreachable(skipped),
+            rows.append(
+                _new_row(
+                    incident, contacts.id, channel or NO_CHANNEL, version, stored_now,
+                    failed=None if channel else _unreachable(skipped),
+                )
             )  # fmt: skip
-            rows.append(row | {"state": str(row["state"])})
         bulk.insert_rows(session, table, rows)
         after = people[-1].id
 
@@ -120,7 +121,7 @@ def _new_row(
         "channel": channel,
         "notice_version": version,
         "idempotency_key": idempotency_key(incident.key, subject_id, channel, version),
-        "state": State.FAILED_PERMANENT if failed else State.QUEUED,
+        "state": (State.FAILED_PERMANENT if failed else State.QUEUED).value,  # stored form
         "last_error": failed,
         "attempts": 0,
         "queued_at": now,

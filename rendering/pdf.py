@@ -51,16 +51,17 @@ class PdfRenderer:
     """WeasyPrint set up once for many pages: the font is cut and registered once."""
 
     def __init__(self, *covering: str) -> None:
-        self.characters: frozenset[str] = frozenset()
-        self.cover(*covering)
+        self._cut(frozenset().union(*covering))
 
     def cover(self, *texts: str) -> None:
         """Make the font hold every character of ``texts``; re-cut only for a new one."""
         wanted = self.characters.union(*texts)
-        if wanted == self.characters and hasattr(self, "fonts"):
-            return
-        self.characters = frozenset(wanted)
-        font = print_font(self.characters)
+        if wanted != self.characters:
+            self._cut(wanted)
+
+    def _cut(self, characters: frozenset[str]) -> None:
+        self.characters = characters
+        font = print_font(characters)
         url = _FONT_URL.format(digest=hashlib.sha256(font).hexdigest()[:16])
         self.fetcher = FontOnlyFetcher(url, font)
         self.fonts = FontConfiguration()

@@ -55,6 +55,7 @@ class Forecast:
     at: datetime
     deadline: datetime | None
     channels: list[ChannelForecast]
+    started: bool = True  # anyone queued at all
 
     @property
     def pending(self) -> int:
@@ -72,7 +73,7 @@ class Forecast:
 
     @property
     def verdict(self) -> Verdict:
-        if not self.channels:
+        if not self.started:
             return Verdict.NOT_STARTED
         if not self.pending:
             return Verdict.DONE
@@ -168,7 +169,6 @@ def forecast(
         ).tuples()
     }
     channels = []
-    queued_ever = session.scalar(select(exists().where(Notification.incident_id == incident.id)))
     for channel in sorted(set(pending) | set(observed)):
         left = pending.get(channel, 0)
         limit = configured_per_hour(channel, config)
@@ -180,6 +180,7 @@ def forecast(
             per_hour, rate_from = (min(seen, limit), "observed") if limit else (seen, "observed")
         finishes = now + timedelta(hours=left / per_hour) if per_hour else None
         channels.append(ChannelForecast(channel, left, per_hour, rate_from, finishes))
-    if queued_ever and not channels:  # everyone sent or given up, longer ago than the window
-        channels.append(ChannelForecast("all", 0, None, "unknown", now))
-    return Forecast(now, incident.notice_deadline, channels)
+    started = bool(channels) or bool(
+        session.scalar(select(exists().where(Notification.incident_id == incident.id)))
+    )
+    return Forecast(now, incident.notice_deadline, channels, started)

@@ -178,3 +178,12 @@ def test_examples_copies_the_shipped_files_and_keeps_a_users_own(breach, tmp_pat
     assert again.returncode == 0, again.stderr
     assert "kept" in again.stdout
     assert (folder / "notice.yaml").read_text() == "# my own texts\n"
+
+
+@SQLITE_ONLY
+def test_examples_into_a_file_is_a_clear_error(breach, tmp_path):
+    taken = tmp_path / "examples"
+    taken.write_text("not a folder")
+    answer = breach("examples", str(taken))
+    assert answer.returncode == 1
+    assert "cannot write" in answer.stderr and "Traceback" not in answer.stderr

@@ -211,6 +211,36 @@ def dispatch(key: Key) -> None:
 
 
 @app.command()
+def worker(
+    pool: Annotated[
+        str | None, typer.Option(help="Work pool to poll (default: BREACH_WORK_POOL).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="This worker's name on the flow runs.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Shard runs at most at once in this worker.")
+    ] = None,
+) -> None:
+    """Run notification shards for the Prefect server at PREFECT_API_URL.
+
+    Prefect's process worker on the work pool: `breach run` (or a deployment run) submits
+    the notify stage's shards there, and every worker started like this, on any machine
+    with this machine's BREACH_* settings, takes some. Creates the pool and registers the
+    shard deployment first. A worker that dies loses nothing: its leases expire and the
+    other shards send its notices."""
+    from prefect.settings import get_current_settings
+
+    from breachflow.flows import deployments
+
+    if not get_current_settings().api.url:
+        raise BreachError(
+            "a worker needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)"
+        )
+    chosen = pool or runtime.settings().work_pool
+    console.print(f"Worker for work pool {chosen!r} at {get_current_settings().api.url}")
+    deployments.run_worker(chosen, name, limit)
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 DEPLOYMENT = "breachflow"
 RESPONSE = f"incident_response/{DEPLOYMENT}"
 WATCHDOG = f"deadline_watchdog/{DEPLOYMENT}"
+SHARD = f"notify-shard/{DEPLOYMENT}"
 
 
 def use_deployments() -> bool:
@@ -125,6 +126,50 @@ def serve_deployments(watchdog_every: float) -> None:
         runner.add_deployment(cast("RunnerDeployment", watchdog))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(runner.start())
+
+
+def register_shards(pool: str) -> None:
+    """Create the work pool (Prefect's process type) if it is missing and register the
+    shard deployment on it; both are idempotent, so every worker may do it at start."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.types.entrypoint import EntrypointType
+    from prefect.workers.process import ProcessWorker
+
+    from breachflow.flows.notify.dispatch import notify_shard
+
+    with get_client(sync_client=True) as prefect:
+        try:
+            prefect.read_work_pool(pool)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):  # another worker was quicker
+                prefect.create_work_pool(
+                    WorkPoolCreate(
+                        name=pool,
+                        type=ProcessWorker.type,
+                        base_job_template=ProcessWorker.get_default_base_job_template(),
+                    )
+                )
+    shard = notify_shard.to_deployment(DEPLOYMENT, entrypoint_type=EntrypointType.MODULE_PATH)
+    cast("RunnerDeployment", shard).apply(work_pool_name=pool)
+
+
+def run_worker(pool: str, name: str | None, limit: int | None) -> None:
+    """Prefect's own process worker on ``pool``, in place of this process: each shard run
+    it picks up executes in a child process with this process's environment."""
+    import os
+    import sys
+
+    register_shards(pool)
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool]
+    command += ["--type", "process"]
+    if name:
+        command += ["--name", name]
+    if limit:
+        command += ["--limit", str(limit)]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # noqa: S606  (our own interpreter, fixed arguments)
 
 
 def watch_in_background(every: float, report: Callable[[str], None]) -> None:

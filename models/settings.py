@@ -124,6 +124,13 @@ class Settings(BaseSettings):
         5, ge=1, description="Backoffs a shard gives a provider it cannot use at all."
     )
     lease_seconds: float = Field(300.0, gt=0)
+    # With a Prefect server the notify stage fans out to workers (flows/notify/fanout.py).
+    notify_shards: int = Field(
+        2, ge=1, le=256, description="Shard runs the notify stage submits to the work pool."
+    )
+    work_pool: str = Field(
+        "breachflow", min_length=1, description="Prefect work pool `breach worker` polls."
+    )
 
     public_url: str = Field(
         "http://localhost:8000",

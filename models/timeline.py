@@ -47,6 +47,8 @@ class EventKind(StrEnum):
     NOTICES_QUEUED = "notices.queued"
     NOTICE_BATCH_SENT = "notices.batch_sent"
     NOTICES_FINISHED = "notices.finished"
+    SHARDS_SUBMITTED = "notices.shards_submitted"
+    SHARDS_ABANDONED = "notices.shards_abandoned"
     ANNOUNCEMENT_DECIDED = "announcement.decided"
     ANNOUNCEMENT_PUBLISHED = "announcement.published"
     ANNOUNCEMENT_PUBLISH_FAILED = "announcement.publish_failed"

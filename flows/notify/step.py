@@ -1,14 +1,15 @@
 """Step 3, notify: put everyone on their first usable channel, send, record the outcome.
 
-The sending itself is ``flows.dispatch``: leased batches, a lane per channel, any number of
-dispatcher processes on one incident.
+The sending itself is ``dispatch.notify_shard``: leased batches, a lane per channel, any
+number of shards on one incident; ``fanout`` runs them on Prefect workers or in-process.
 """
 
 from __future__ import annotations
 
 from prefect import flow, task
 
-from breachflow.flows.notify.dispatch import notify_shard, usable_chain
+from breachflow.flows.notify.dispatch import usable_chain
+from breachflow.flows.notify.fanout import send_everything
 from breachflow.flows.steps import STEP_TASK, step_finished, step_started
 from breachflow.models import ledger
 from breachflow.models.commands import get_incident, latest_notice
@@ -22,7 +23,7 @@ from breachflow.models.timeline import EventKind, advance, record
 def notify(incident_key: str, actor: str) -> None:
     """Queue everyone, dispatch until every row is final, then record the outcome."""
     queue_notices(incident_key, actor)
-    notify_shard(incident_key)
+    send_everything(incident_key, actor)  # on Prefect workers, or here
     finish_notify(incident_key, actor)
 
 

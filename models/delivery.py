@@ -29,6 +29,9 @@ class DeliveryStatus(StrEnum):
     #: rejecting our credentials). Says nothing about the person, so it is not counted
     #: as one of their attempts; the dispatcher stops and the run can be resumed.
     DEFERRED = "deferred"
+    #: Not attempted: held back because the recipient's mail domain is deferring our mail
+    #: (``notifiers.domains``); retried after ``retry_after``, and not an attempt either.
+    HELD = "held"
 
 
 class Attachment(BaseModel):

@@ -335,6 +335,11 @@ def _record_failures(
             row.state, row.retry_at = State.FAILED_TEMPORARY, now  # never tried: no attempt
             outcome["deferred"] += 1
             continue
+        if result.status is DeliveryStatus.HELD:  # its mail domain is braked: not tried either
+            row.state = State.FAILED_TEMPORARY
+            row.retry_at = now + timedelta(seconds=result.retry_after or 0)
+            outcome["held"] += 1
+            continue
         row.attempts += 1
         if result.status is DeliveryStatus.FAILED_TEMPORARY:
             _retry_or_give_up(row, policy, now, deadline, result.retry_after)

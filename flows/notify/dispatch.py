@@ -47,6 +47,7 @@ from breachflow.models.runtime import database, settings, vault
 from breachflow.models.settings import NotifierMode, Settings
 from breachflow.models.timeline import EventKind, record
 from breachflow.models.workers import worker_id
+from breachflow.notifiers.domains import BrakedNotifier, DomainBrake
 from breachflow.notifiers.email_message import message_id
 from breachflow.notifiers.factory import (
     CONTACT_FIELD,
@@ -220,6 +221,10 @@ async def _send(
     notifier = notifier_for(
         channel, config, pacer=pacer_for(channel, config), connections=connections
     )
+    if channel is Channel.EMAIL and config.notifier_mode is NotifierMode.LIVE:
+        notifier = BrakedNotifier(
+            notifier, _brake(config.retry_base_seconds, config.retry_max_seconds)
+        )
     return await notifier.send(messages)
 
 
@@ -229,6 +234,14 @@ def pacer_for(channel: Channel, config: Settings) -> DatabasePacer | None:
     if config.notifier_mode is NotifierMode.SANDBOX or not rate:
         return None
     return _pacer(database(), str(channel), rate)
+
+
+@cache
+def _brake(base_seconds: float, max_seconds: float) -> DomainBrake:
+    """This process's brake on mail domains that defer (``notifiers.domains``): what one
+    batch learns about a domain holds for the next, whichever incident it is for."""
+    policy = ledger.RetryPolicy(None, base_seconds, max_seconds)
+    return DomainBrake(backoff=policy.delay)
 
 
 @cache

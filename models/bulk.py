@@ -51,6 +51,21 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     )
 
 
+def analyze(session: Session, table: Table) -> None:
+    """Refresh the planner's statistics of ``table``, inside the session's transaction.
+
+    Rows a transaction bulk-inserts are invisible to autovacuum until it commits, so the
+    planner still sees the table as it was: nearly empty at the start of a large import or
+    queue. For a lookup by one key of a two-column index it then picks any index on the
+    incident and reads all of the incident's rows per lookup (49,000 rows read per chunk of
+    2,000 at 100,000 people, tests/models/test_scaling.py). ``ANALYZE`` counts the
+    transaction's own new rows; it samples, so it costs about the same at any size.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"ANALYZE {table.name}")
+
+
 def select_where_in(
     session: Session,
     table: Table,
@@ -67,17 +82,28 @@ def select_where_in(
     scope_column, scope_value = scope
     selected = ", ".join(columns)
     if connection.dialect.name == "postgresql":
-        sql = f"SELECT {selected} FROM {table.name} WHERE {scope_column} = %s AND {key} = ANY(%s)"  # noqa: S608
+        # One index probe per key, whatever the planner believes of the table. For one
+        # list of keys (``key = ANY(...)``) PostgreSQL prefers, from some thousands of
+        # people on and more so while its statistics lag a bulk import, to read all of
+        # the incident's rows and hash the list: right for one query, but done for every
+        # chunk that reads everyone imported so far, a cost that grows with the square of
+        # the population (tests/models/test_scaling.py). A lateral subquery behind
+        # ``OFFSET 0`` (which keeps it from being flattened into a join) is run per key,
+        # and for one key the two-column index is the only sensible plan.
+        sql = (
+            f"SELECT found.* FROM unnest(%s::text[]) AS wanted(value)"  # noqa: S608
+            f" CROSS JOIN LATERAL (SELECT {selected} FROM {table.name}"
+            f" WHERE {scope_column} = %s AND {key} = wanted.value OFFSET 0) AS found"
+        )
         # Planned afresh each time, never prepared: psycopg prepares a statement on its
-        # fifth run, and PostgreSQL then settles on a generic plan made while the table
-        # was nearly empty (a scan), which read every person already imported for every
-        # chunk: 968 rows/s at 100,000 people instead of 20,000.
+        # fifth run, and PostgreSQL may then settle on a generic plan made while the table
+        # was nearly empty.
         import psycopg  # the PostgreSQL driver: imported only where it is used
         from psycopg.rows import namedtuple_row
 
         raw = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
         with raw.cursor(row_factory=namedtuple_row) as cursor:
-            cursor.execute(sql, (scope_value, values), prepare=False)
+            cursor.execute(sql, ([str(v) for v in values], scope_value), prepare=False)
             return cursor.fetchall()
     marks = ", ".join("?" for _ in values)
     sql = f"SELECT {selected} FROM {table.name} WHERE {scope_column} = ? AND {key} IN ({marks})"  # noqa: S608

@@ -80,6 +80,9 @@ def queue(
         .exists()
     )
     table = cast(Table, Notification.__table__)
+    # Who has a row is looked up per person; fresh statistics keep that an index probe of
+    # the person's own rows (bulk.analyze), not a read of the incident's.
+    bulk.analyze(session, table)
     now = utcnow()
     stored_now = now.replace(tzinfo=None)  # the bulk path takes stored form: naive UTC
     outcome: Counter[str] = Counter()

@@ -125,6 +125,10 @@ def import_subjects(
     results = _validated(
         source.records, incident.id, vault, default_locale, workers if parallel else 1
     )
+    # The planner's view of the table, refreshed after the first chunk and as it doubles:
+    # while it believes the table empty, every index looks alike and a lookup by one key
+    # may read all of the incident's rows per key (bulk.analyze).
+    analyzed_at = 0
     with _RejectFile(rejects_dir, incident.key) as rejects:
         for chunk in results:
             people: list[Person] = []
@@ -140,6 +144,9 @@ def import_subjects(
                 report.residence_inferred += item.residence_inferred
                 people.append(item)
             _merge(session, incident.id, people, report)
+            if report.new > 2 * analyzed_at:
+                bulk.analyze(session, _SUBJECTS)
+                analyzed_at = report.new
             if on_progress:
                 on_progress(report.rows, source.done(report.rows), source.total)
         report.reject_file = rejects.path

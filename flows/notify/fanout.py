@@ -60,6 +60,8 @@ class FanOut:
     config: Settings
 
     def run(self) -> None:
+        if self._work_left() == (False, False):  # a rerun after everything was sent
+            return
         with _prefect() as prefect:
             self._wait_for_a_worker(prefect)
             rounds = 1
@@ -83,7 +85,7 @@ class FanOut:
                     self._abandon(prefect, live)
                     return
                 if due_now and quiet > self._stall():
-                    # Rows are due and nobody has touched the ledger for longer than a
+                    # Rows are due and no shard has recorded a batch for longer than a
                     # lease: every shard's worker is gone. Send more, a bounded number.
                     if rounds == MAX_ROUNDS:
                         raise ProviderUnavailable(
@@ -170,9 +172,11 @@ class FanOut:
             waiting = ledger.next_due(session, incident, chain, report_wait(self.config))
         return bool(due) or waiting is not None, bool(due)
 
-    def _progress(self) -> dict[str, int]:
+    def _progress(self) -> int:
+        """The incident's timeline length: every batch a shard records adds an event, and
+        reading it costs one row, where counting the ledger cost 0.6 s at a million."""
         with database().unit_of_work() as session:
-            return ledger.counts(session, get_incident(session, self.incident_key))
+            return get_incident(session, self.incident_key).timeline_length
 
     def _grace(self) -> float:
         """How long a shard with nothing left may still be shown running: its last batch's
@@ -180,7 +184,7 @@ class FanOut:
         return 4 * MAX_IDLE_WAIT
 
     def _stall(self) -> float:
-        """No row touched for longer than a lease while rows are due: no shard is alive."""
+        """No batch recorded for longer than a lease while rows are due: no shard is alive."""
         return self.config.lease_seconds + 3 * MAX_IDLE_WAIT
 
     def _abandon(self, prefect: SyncPrefectClient, runs: list[UUID]) -> None:

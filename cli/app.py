@@ -15,6 +15,7 @@ from breachflow import shipped
 from breachflow.cli import assessing, export, reporting, review, runbook, triage
 from breachflow.cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
 from breachflow.cli.keys import keys_app
+from breachflow.cli.letters import letters_app
 from breachflow.cli.triage import alerts_app, public_app
 from breachflow.models import commands, runtime
 from breachflow.models.errors import BreachError
@@ -37,6 +38,7 @@ app.add_typer(reporting.report_app, name="report")
 app.add_typer(keys_app, name="keys")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(public_app, name="public")
+app.add_typer(letters_app, name="letters")
 
 
 @app.command()

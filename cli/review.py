@@ -15,6 +15,7 @@ from breachflow.cli.common import Key, channel_label, console, errors, fmt, stat
 from breachflow.cli.reporting import announcement_rows, reports_table
 from breachflow.flows.approve.runbook import waiting_for
 from breachflow.flows.notify.forecast import Verdict, forecast
+from breachflow.flows.notify.vendor import awaiting_returns
 from breachflow.models import commands, ledger, runtime
 from breachflow.models.incident import Incident
 from breachflow.models.regulator_report import reports
@@ -30,7 +31,7 @@ def show(key: Key) -> None:
         notice = commands.latest_notice(session, incident)
         people = commands.count_subjects(session, incident)
         announcement = announcement_rows(session, incident.id)
-        waiting = waiting_for(session, incident, "notify")
+        waiting = waiting_for(session, incident, "notify") or awaiting_returns(session, incident)
         filed = reports(session, incident.id)
         ahead = forecast(session, incident, runtime.settings())
         session.expunge_all()

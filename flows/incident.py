@@ -29,7 +29,9 @@ def incident_response(incident_key: str, requested_by: str = "unknown") -> Respo
     waiting = gate(incident_key, "notify", actor)  # 2b. a named person approves the notice
     if waiting:
         return finish_run(incident_key, started, waiting_for=waiting)
-    notify(incident_key, actor)  # 3. every reachable person, in batches, retried
+    waiting = notify(incident_key, actor)  # 3. every reachable person, in batches, retried
+    if waiting:  # 3b. letters with the mailing vendor, until its return file says posted
+        return finish_run(incident_key, started, waiting_for=waiting)
     announce(incident_key, actor)  # 4. publicly, where one by one is not enough
     report(incident_key, actor)  # 5. every other report, with notification's outcome
     waiting = close(incident_key, actor)  # 6. done; the timeline is the record

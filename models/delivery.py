@@ -6,6 +6,7 @@ a few outcomes the ledger understands, so the dispatcher never speaks SMTP or Tw
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +24,9 @@ class Channel(StrEnum):
 
 class DeliveryStatus(StrEnum):
     SENT = "sent"  # the provider accepted the message
+    #: Given to a mailing vendor who posts it later and says when in a return file: not
+    #: sent yet, and nobody is counted as reached until the vendor says it was mailed.
+    HANDED_OVER = "handed_over"
     FAILED_TEMPORARY = "failed_temporary"  # try again later
     FAILED_PERMANENT = "failed_permanent"  # this channel will not reach this person
     #: Not attempted: the provider itself could not be used (down, refusing our sender,
@@ -77,6 +81,8 @@ class DeliveryResult(BaseModel):
     #: The contact detail itself is dead (push token unregistered, number unassigned):
     #: it is marked unusable on the person so no later run tries it again.
     contact_dead: bool = False
+    #: A letter handed to a mailing vendor: the day the vendor is to post it (its wave).
+    mail_on: date | None = None
 
 
 class ProviderEventStatus(StrEnum):

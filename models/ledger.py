@@ -1,4 +1,5 @@
-"""The delivery ledger's contract: queue, claim with a lease, record results, count.
+"""The delivery ledger's contract: queue, claim with a lease, record results (and a mailing
+vendor's returns), count.
 
 Every function works inside the caller's unit of work. Claiming uses
 ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL so several workers can share an
@@ -11,7 +12,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, or_, select, update
@@ -33,6 +34,7 @@ from breachflow.models.delivery import (
     ProviderEvent,
     ProviderEventStatus,
 )
+from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Incident
 from breachflow.models.notification import (
     FINAL_STATES,
@@ -289,12 +291,49 @@ def record_results(
             [{"row_id": r.notification_id, "provider_id": r.provider_message_id} for r in sent],
         )
         outcome["sent"] = len(sent)
-    others = [
-        r for r in results if r.notification_id in held and r.status is not DeliveryStatus.SENT
+    handed = [
+        r for r in results if r.notification_id in held and r.status is DeliveryStatus.HANDED_OVER
     ]
+    if handed:
+        _record_handed_over(session, handed)
+        outcome["handed_over"] = len(handed)
+    others = [r for r in results if r.notification_id in held and r.status not in ACCEPTED]
     if others:
         _record_failures(session, others, policy, chain, now, outcome)
     return +outcome
+
+
+#: What a provider took from us: the row leaves the dispatcher's hands.
+ACCEPTED = frozenset({DeliveryStatus.SENT, DeliveryStatus.HANDED_OVER})
+
+
+def _record_handed_over(session: Session, results: list[DeliveryResult]) -> None:
+    """Letters in a mailing vendor's hand-over: the attempt is made, nobody is reached yet.
+    The row keeps the hand-over's id and the day it is to be posted; the vendor's return
+    file moves it on (``vendor_mailed``, ``vendor_returned``)."""
+    table = cast(Table, Notification.__table__)
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(
+            state=State.HANDED_OVER,
+            attempts=table.c.attempts + 1,
+            mail_on=bindparam("mail_on"),
+            retry_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            last_error=None,
+            provider_message_id=bindparam("provider_id"),
+        ),
+        [
+            {
+                "row_id": r.notification_id,
+                "provider_id": r.provider_message_id,
+                "mail_on": r.mail_on,
+            }
+            for r in results
+        ],
+    )
 
 
 def _record_failures(
@@ -752,3 +791,56 @@ def funnel(session: Session, incident: Incident) -> list[ChannelFunnel]:
             )
         )
     return rows
+
+
+def with_vendor(session: Session, incident: Incident) -> tuple[int, date | None]:
+    """Letters handed to a mailing vendor and not yet said to be mailed, and the last day
+    one of them is to be posted (None when there are none)."""
+    count, last = session.execute(
+        select(func.count(), func.max(Notification.mail_on)).where(
+            Notification.incident_id == incident.id, Notification.state == State.HANDED_OVER
+        )
+    ).one()
+    return int(count or 0), last
+
+
+def vendor_mailed(row: Notification, mailed_at: datetime) -> str:
+    """The mailing vendor says this letter was posted at ``mailed_at``: it is ``sent`` from
+    then, and its person reached.
+
+    Returns ``mailed``, or ``unchanged`` when the ledger already says so (an earlier return
+    file, or a letter counted as sent when its PDF was handed over); raises ``InvalidInput``
+    when the ledger knows otherwise, saying what it knows.
+    """
+    if row.state == State.HANDED_OVER:
+        row.state, row.sent_at, row.last_error = State.SENT, mailed_at, None
+        return "mailed"
+    if row.sent_at is not None and (row.mail_on is None or row.sent_at.date() == mailed_at.date()):
+        return "unchanged"
+    if row.sent_at is not None:
+        raise InvalidInput(f"already recorded as mailed on {row.sent_at:%Y-%m-%d}")
+    if row.state == State.FAILED_PERMANENT and row.mail_on is not None:
+        raise InvalidInput("already returned undeliverable, before it was mailed")
+    raise InvalidInput(f"not with the mailing vendor (the letter is {row.state})")
+
+
+def vendor_returned(
+    session: Session, row: Notification, on: date, reason: str, chain: Sequence[Channel]
+) -> str:
+    """The mailing vendor says this letter could not be delivered (before posting, or the
+    post brought it back): a permanent failure, so the person moves to their next usable
+    channel in ``chain`` in this transaction, or is left unreachable with the reason.
+
+    The address is marked unusable on the person, as a dead push token is: no later notice
+    is posted to it. Returns ``fell_back``, ``unreachable`` or ``unchanged`` (already
+    returned); raises ``InvalidInput`` for a letter that was never with a vendor.
+    """
+    if row.state == State.FAILED_PERMANENT:
+        return "unchanged"
+    if row.state not in (State.HANDED_OVER, State.SENT, State.DELIVERED):
+        raise InvalidInput(f"not with the mailing vendor (the letter is {row.state})")
+    row.state, row.retry_at = State.FAILED_PERMANENT, None
+    row.last_error = _reason(row.channel, f"returned undeliverable on {on}: {reason}")
+    _mark_contact_dead(session, row)
+    opened = _open_next_channels(session, [row], chain, utcnow())
+    return "fell_back" if opened else "unreachable"

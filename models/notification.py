@@ -1,7 +1,9 @@
 """The delivery ledger: one row per incident, person, channel and notice version.
 
 States: ``queued → sending → sent`` (``delivered`` once providers report it), or
-``failed_temporary`` with ``retry_at``, or ``failed_permanent``. A row in ``sending`` carries
+``failed_temporary`` with ``retry_at``, or ``failed_permanent``; a letter in a mailing
+vendor's hand-over is ``handed_over`` (with its ``mail_on`` day) until the vendor's return
+file says it was mailed (``sent``) or came back (``failed_permanent``). A row in ``sending`` carries
 a lease; an expired lease, or one held by a process that no longer exists on this host, puts
 the row back in play. The row's ``idempotency_key`` is the message's stable identity: a
 resend after a crash carries the same SMTP ``Message-ID``.
@@ -10,10 +12,10 @@ resend after a crash carries the same SMTP ``Message-ID``.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from breachflow.models.base import Base, UTCDateTime, utcnow
@@ -27,6 +29,9 @@ class NotificationState(StrEnum):
     DELIVERED = "delivered"
     FAILED_TEMPORARY = "failed_temporary"
     FAILED_PERMANENT = "failed_permanent"
+    #: A letter in a mailing vendor's hand-over, not yet said to be mailed: in progress, not
+    #: for a dispatcher (outside ``PENDING_SQL``); the vendor's return file moves it on.
+    HANDED_OVER = "handed_over"
 
 
 #: Rows a dispatcher may still have to send (``ix_notifications_pending`` holds them).
@@ -81,7 +86,11 @@ class Notification(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: When the provider accepted it; for a letter handed to a mailing vendor, the day the
+    #: vendor's return file says it was mailed.
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: A letter handed to a mailing vendor: the day it is to be posted (its wave).
+    mail_on: Mapped[date | None] = mapped_column(Date(), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+import pyrage
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -120,6 +121,14 @@ class Settings(BaseSettings):
     letter_pieces_per_day: int = Field(
         250_000, ge=0, description="What the mailing vendor prints and posts a day (0: no limit)."
     )
+    # Above this volume letters go to the mailing vendor as one encrypted merge hand-over per
+    # batch instead of a PDF each (notifiers/letter_vendor.py).
+    letter_vendor_threshold: int = Field(
+        5000, ge=0, description="Letters of an incident from which the vendor merges (0: always)."
+    )
+    letter_vendor_recipient: str | None = Field(
+        None, description="The mailing vendor's age public key (age1...): hand-overs are for it."
+    )
     outage_retries: int = Field(
         5, ge=1, description="Backoffs a shard gives a provider it cannot use at all."
     )
@@ -213,6 +222,18 @@ class Settings(BaseSettings):
     )
     oncall_emails: list[str] = Field(default_factory=list)
     oncall_phones: list[str] = Field(default_factory=list, description="E.164, for SMS.")
+
+    @field_validator("letter_vendor_recipient")
+    @classmethod
+    def _age_recipient(cls, value: str | None) -> str | None:
+        """Refuse a key the hand-over could not be encrypted to, before any letter is due."""
+        if value is None:
+            return None
+        try:
+            pyrage.x25519.Recipient.from_str(value.strip())
+        except pyrage.RecipientError:
+            raise ValueError("must be an age public key (age1...), the vendor's") from None
+        return value.strip()
 
     @model_validator(mode="after")
     def _apply_smtp_url(self) -> Settings:

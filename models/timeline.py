@@ -71,6 +71,10 @@ class EventKind(StrEnum):
     NOTIFICATIONS_REPORTED = "notifications.reported"
     #: The forecast of when everyone is told changed its verdict against the deadline.
     FORECAST_CHANGED = "notifications.forecast_changed"
+    #: Notify waits: letters are with the mailing vendor, who has not said they were mailed.
+    AWAITING_VENDOR = "letters.awaiting_returns"
+    #: A mailing vendor's return file was imported: counts of what it moved, no contacts.
+    LETTER_RETURNS_IMPORTED = "letters.returns_imported"
 
 
 #: What an event's hash covers, besides the hash itself. An exported event carries exactly

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import phonenumbers
+import pyrage
 
 from breachflow.models.delivery import Channel, OutboundMessage
+from breachflow.models.errors import InvalidInput
 from breachflow.models.settings import NotifierMode, Settings
 from breachflow.notifiers.base import Notifier, Pacer
 from breachflow.notifiers.letter import LetterNotifier
@@ -86,8 +89,7 @@ def notifier_for(
     if channel is Channel.EMAIL:
         return email_notifier(settings, connections)
     if channel is Channel.LETTER:
-        assert settings.letter_dropbox is not None
-        return LetterNotifier(settings.letter_dropbox, organisation=settings.organisation_name)
+        return LetterNotifier(letter_folder(settings), organisation=settings.organisation_name)
     if channel is Channel.PUSH:
         return PushNotifier(
             fcm_service_account=_read_json(settings.fcm_service_account_file),
@@ -135,7 +137,7 @@ def _sandbox(channel: Channel, settings: Settings) -> Notifier:
     if channel is Channel.EMAIL:
         return OutboxEmailNotifier(outbox, settings.sender, settings.organisation_name)
     if channel is Channel.LETTER:
-        return LetterNotifier(outbox / "letter", organisation=settings.organisation_name)
+        return LetterNotifier(letter_folder(settings), organisation=settings.organisation_name)
     budget = settings.sms_segment_budget
     payloads = {
         Channel.SMS: lambda msg: _sms_payload(msg, budget),
@@ -177,6 +179,59 @@ def _push_payload(msg: OutboundMessage) -> dict[str, object]:
     }
 
 
+def letter_folder(settings: Settings) -> Path:
+    """Where letters are handed over: the vendor's drop folder, or the outbox's twin."""
+    if settings.notifier_mode is NotifierMode.SANDBOX:
+        return settings.outbox / "letter"
+    assert settings.letter_dropbox is not None  # unconfigured_reason keeps letters out
+    return settings.letter_dropbox
+
+
+#: The sandbox's stand-in for the vendor's age identity, in ``BREACH_HOME``.
+SANDBOX_VENDOR_KEY = "letter-vendor.key"
+
+
+def vendor_recipient(settings: Settings) -> str:
+    """The age public key a vendor hand-over is encrypted for.
+
+    Live: the vendor's own (``BREACH_LETTER_VENDOR_RECIPIENT``). Without it nothing is
+    handed over: names and addresses are never written in clear for want of a key.
+    Sandbox: that key if set, else the public half of an identity made once in
+    ``$BREACH_HOME/letter-vendor.key`` (0600), so the outbox's hand-over opens the way the
+    vendor's would: ``age -d -i .breach/letter-vendor.key merge.csv.age``.
+    """
+    if settings.letter_vendor_recipient:
+        return settings.letter_vendor_recipient
+    if settings.notifier_mode is NotifierMode.LIVE:
+        raise InvalidInput(
+            "letters go to the mailing vendor as an encrypted merge hand-over at"
+            f" {settings.letter_vendor_threshold:,} letters or more"
+            " (BREACH_LETTER_VENDOR_THRESHOLD), and no key to encrypt it for is set: set"
+            " BREACH_LETTER_VENDOR_RECIPIENT to the vendor's age public key (age1...)."
+            " Nothing was written; the letters stay queued"
+        )
+    path = settings.home / SANDBOX_VENDOR_KEY
+    if not path.exists():  # made aside and linked into place: another process may race us
+        path.parent.mkdir(parents=True, exist_ok=True)
+        identity = pyrage.x25519.Identity.generate()
+        aside = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("# breach sandbox: stand-in for the mailing vendor's age identity\n")
+            out.write(f"# public key: {identity.to_public()}\n{identity}\n")
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        finally:
+            aside.unlink()
+    return str(pyrage.x25519.Identity.from_str(_identity_line(path.read_text())).to_public())
+
+
+def _identity_line(text: str) -> str:
+    return next(line.strip() for line in text.splitlines() if line.startswith("AGE-SECRET-KEY-"))
+
+
 def _read_json(path: Path | None) -> dict[str, object] | None:
     return json.loads(path.read_text()) if path else None
 
@@ -203,7 +258,9 @@ __all__ = [
     "CONTACT_FIELD",
     "Notifier",
     "email_notifier",
+    "letter_folder",
     "notifier_for",
     "rate_per_second",
     "unconfigured_reason",
+    "vendor_recipient",
 ]

@@ -9,7 +9,10 @@ in place: the vendor's later printing and posting is outside what we can observe
 The folder is assembled under a hidden ``.<batch id>.partial`` name and renamed into place,
 so the vendor never picks up half a batch. The batch id depends only on the batch's
 message ids (plus the date of the first hand-over), so a re-handover after a crash
-rewrites the same folder instead of mailing everyone twice.
+rewrites the same folder instead of mailing everyone twice (``dropfolder.py``).
+
+Above ``BREACH_LETTER_VENDOR_THRESHOLD`` letters an incident's letters go to the vendor as
+an encrypted merge hand-over instead (``letter_vendor.py``).
 """
 
 from __future__ import annotations
@@ -18,16 +21,14 @@ import asyncio
 import csv
 import hashlib
 import io
-import os
 import re
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from breachflow.models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
+from breachflow.notifiers.dropfolder import DropFolder, batch_date, write_private
+from breachflow.rendering.merge import letter_date
 from breachflow.rendering.pdf import PdfRenderer
 
 ADDRESS_LINES = 5  # address_line_1..5, then country_or_last_line
@@ -74,10 +75,7 @@ class _Renderer:
         return document.write_pdf(), len(document.pages)
 
     def _date(self, locale: str) -> str:
-        day = self.letter_date
-        if locale.split("-")[0].lower() == "zh":
-            return f"{day.year}年{day.month}月{day.day}日"
-        return f"{day.day} {day:%B %Y}"
+        return letter_date(self.letter_date, locale)
 
 
 class LetterNotifier:
@@ -87,6 +85,7 @@ class LetterNotifier:
         self.directory = directory
         self.organisation = organisation
         self.name = name
+        self.folder = DropFolder(directory)
 
     async def send(self, batch: list[OutboundMessage]) -> list[DeliveryResult]:
         if not batch:
@@ -106,12 +105,12 @@ class LetterNotifier:
         if not printable:
             return results
         try:
-            batch_id = self._batch_id(batch)
-            with self._staging(batch_id) as staging:
+            batch_id = self.folder.batch_id("L", (msg.message_id for msg in batch))
+            with self.folder.staging(batch_id) as staging:
                 letters, unprintable = self._print(printable, staging, batch_id)
                 if letters:
-                    _write_private(staging / "manifest.csv", manifest(letters))
-                    self._publish(staging, self.directory / batch_id)
+                    write_private(staging / "manifest.csv", manifest(letters))
+                    self.folder.publish(staging, batch_id)
         except OSError as exc:  # nothing was handed over: try the whole batch again later
             reason = f"letter folder not writable: {exc.strerror or type(exc).__name__}"
             return results + [_result(msg, DeliveryStatus.DEFERRED, reason) for msg, _ in printable]
@@ -129,7 +128,7 @@ class LetterNotifier:
         self, printable: list[tuple[OutboundMessage, str]], staging: Path, batch_id: str
     ) -> tuple[list[_Letter], list[DeliveryResult]]:
         """Render and write each PDF; a page that fails to render fails only its person."""
-        renderer = _Renderer(self.organisation, _batch_date(batch_id))
+        renderer = _Renderer(self.organisation, batch_date(batch_id))
         renderer.cover(printable)
         letters: list[_Letter] = []
         unprintable: list[DeliveryResult] = []
@@ -143,48 +142,23 @@ class LetterNotifier:
                 continue
             file = _file_name(msg.message_id, files)
             files.add(file)
-            _write_private(staging / file, pdf)
+            write_private(staging / file, pdf)
             letters.append(_Letter(msg, file, pages, hashlib.sha256(pdf).hexdigest()))
         return letters, unprintable
-
-    def _batch_id(self, batch: list[OutboundMessage]) -> str:
-        """``L<date>-<hash of the message ids>``; the date of an earlier hand-over is kept."""
-        ids = "\n".join(sorted({msg.message_id for msg in batch}))
-        digest = hashlib.sha256(ids.encode()).hexdigest()[:12]
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        earlier = sorted(
-            p.name for p in self.directory.glob(f"L{'[0-9]' * 8}-{digest}") if p.is_dir()
-        )
-        return earlier[-1] if earlier else f"L{datetime.now(UTC):%Y%m%d}-{digest}"
-
-    @contextmanager
-    def _staging(self, batch_id: str) -> Iterator[Path]:
-        """A fresh private folder that is gone afterwards unless it was published."""
-        staging = self.directory / f".{batch_id}.partial"
-        shutil.rmtree(staging, ignore_errors=True)  # left by a crashed attempt
-        staging.mkdir(mode=0o700)
-        try:
-            yield staging
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def _publish(self, staging: Path, target: Path) -> None:
-        """Rename the complete folder into place, replacing an earlier attempt's."""
-        _fsync(staging)
-        if target.exists():
-            aside = self.directory / f".{target.name}.old"
-            shutil.rmtree(aside, ignore_errors=True)
-            os.replace(target, aside)
-            os.replace(staging, target)
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-        _fsync(self.directory)
 
 
 def address_lines(address: str) -> list[str]:
     """The non-blank lines of a postal address, stripped."""
     return [line.strip() for line in address.splitlines() if line.strip()]
+
+
+def address_columns(address: str) -> list[str]:
+    """An address (of two lines or more) in ``ADDRESS_LINES`` street columns and the last
+    line (usually the country); lines beyond the columns share the last street column."""
+    *street, last = address_lines(address)
+    if len(street) > ADDRESS_LINES:  # keep every line: the overflow shares the last column
+        street[ADDRESS_LINES - 1 :] = [", ".join(street[ADDRESS_LINES - 1 :])]
+    return [*street, *[""] * (ADDRESS_LINES - len(street)), last]
 
 
 def manifest(letters: list[_Letter]) -> bytes:
@@ -193,17 +167,12 @@ def manifest(letters: list[_Letter]) -> bytes:
     writer = csv.writer(out)
     writer.writerow(MANIFEST_COLUMNS)
     for sequence, letter in enumerate(letters, start=1):
-        *street, last = address_lines(letter.msg.recipient)
-        if len(street) > ADDRESS_LINES:  # keep every line: the overflow shares the last column
-            street[ADDRESS_LINES - 1 :] = [", ".join(street[ADDRESS_LINES - 1 :])]
-        street += [""] * (ADDRESS_LINES - len(street))
         row = [
             str(sequence),
             letter.msg.message_id,
             letter.file,
             letter.msg.recipient_name or "",
-            *street,
-            last,
+            *address_columns(letter.msg.recipient),
             letter.msg.locale,
             str(letter.pages),
             letter.sha256,
@@ -224,27 +193,6 @@ def _file_name(message_id: str, taken: set[str]) -> str:
         n += 1
         name = f"{stem}-{n}.pdf"
     return name
-
-
-def _batch_date(batch_id: str) -> date:
-    return datetime.strptime(batch_id[1:9], "%Y%m%d").replace(tzinfo=UTC).date()
-
-
-def _write_private(path: Path, content: bytes) -> None:
-    """Write a file only its owner can read (names and addresses) and flush it to disk."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(content)
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def _fsync(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _result(msg: OutboundMessage, status: DeliveryStatus, detail: str) -> DeliveryResult:

@@ -30,6 +30,7 @@ from prefect import flow, task
 from prefect.futures import PrefectFuture, as_completed
 from sqlalchemy.orm import Session
 
+from breachflow.flows.notify import vendor
 from breachflow.flows.steps import STEP_TASK
 from breachflow.models import ledger
 from breachflow.models.base import utcnow
@@ -47,6 +48,7 @@ from breachflow.models.runtime import database, settings, vault
 from breachflow.models.settings import NotifierMode, Settings
 from breachflow.models.timeline import EventKind, record
 from breachflow.models.workers import worker_id
+from breachflow.notifiers.base import Notifier
 from breachflow.notifiers.domains import BrakedNotifier, DomainBrake
 from breachflow.notifiers.email_message import message_id
 from breachflow.notifiers.factory import (
@@ -151,6 +153,8 @@ def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str
             session, incident, channel, worker, config.batch_size, config.lease_seconds
         )
         notice = latest_notice(session, incident)
+        # Letters above the vendor threshold: each one's wave, for the vendor's hand-over.
+        waves = vendor.plan(session, incident, rows, config) if channel is Channel.LETTER else None
     if not rows:
         return 0
     chain_channels = [Channel(c) for c in chain]
@@ -165,9 +169,14 @@ def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str
                 _message(row, channel, incident, texts, writable, config, keys, renderer)
                 for row in rows
             ]
+            handover = (
+                vendor.handover(config, incident, notice.version, texts, messages, waves)
+                if waves is not None
+                else None
+            )
             turn.enter_context(_lane(incident_key, channel))
             connections = turn.enter_context(provider_slots(channel, config, worker))
-            results = asyncio.run(_send(channel, config, messages, connections))
+            results = asyncio.run(_send(channel, config, messages, connections, handover))
         except BaseException as exc:  # nothing was tried: hand the whole batch back, then stop
             results = [
                 DeliveryResult(
@@ -216,8 +225,15 @@ def provider_slots(channel: Channel, config: Settings, worker: str) -> Iterator[
 
 
 async def _send(
-    channel: Channel, config: Settings, messages: list[OutboundMessage], connections: int | None
+    channel: Channel,
+    config: Settings,
+    messages: list[OutboundMessage],
+    connections: int | None,
+    handover: Notifier | None = None,
 ) -> list[DeliveryResult]:
+    """Send through the channel's adapter, or the batch's own vendor hand-over."""
+    if handover is not None:
+        return await handover.send(messages)
     notifier = notifier_for(
         channel, config, pacer=pacer_for(channel, config), connections=connections
     )

@@ -4,7 +4,10 @@ For each channel: the rows still to send (queued, sending, to retry) divided by 
 which is the rate observed over the last hour where there is one (capped by the configured
 limit: providers are not faster than we let them be), else the configured limit, else
 unknown (email without a limit before its first batch). Letters go by the mailing
-vendor's daily capacity. Channels work in parallel, so the notification finishes when the
+vendor's daily capacity; letters handed to the vendor count as still to send until its
+return file says they were mailed, and are posted by the end of the day of their last
+wave (``flows/notify/vendor.py``), after which the letters still to hand over follow at
+the vendor's rate. Channels work in parallel, so the notification finishes when the
 slowest does. People who will fall back to another channel later are counted where they
 stand now: a forecast, not a promise, and it is recomputed at every look.
 """
@@ -12,12 +15,13 @@ stand now: a forecast, not a promise, and it is recomputed at every look.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from breachflow.models import ledger
 from breachflow.models.base import utcnow
 from breachflow.models.delivery import Channel
 from breachflow.models.incident import Incident
@@ -25,7 +29,12 @@ from breachflow.models.notification import Notification, NotificationState
 from breachflow.models.settings import Settings
 from breachflow.notifiers.factory import rate_per_second
 
-PENDING = (NotificationState.QUEUED, NotificationState.SENDING, NotificationState.FAILED_TEMPORARY)
+PENDING = (
+    NotificationState.QUEUED,
+    NotificationState.SENDING,
+    NotificationState.FAILED_TEMPORARY,
+    NotificationState.HANDED_OVER,
+)
 #: How far back the observed rate looks.
 WINDOW = timedelta(hours=1)
 #: Fewer sends than this in the window say too little about a provider's pace.
@@ -168,6 +177,7 @@ def forecast(
             .group_by(Notification.channel)
         ).tuples()
     }
+    with_vendor, last_wave = ledger.with_vendor(session, incident)
     channels = []
     for channel in sorted(set(pending) | set(observed)):
         left = pending.get(channel, 0)
@@ -179,8 +189,23 @@ def forecast(
             seen = count / hours
             per_hour, rate_from = (min(seen, limit), "observed") if limit else (seen, "observed")
         finishes = now + timedelta(hours=left / per_hour) if per_hour else None
+        if channel == Channel.LETTER and last_wave is not None:
+            finishes = _letters_finish(now, left - with_vendor, per_hour, last_wave)
         channels.append(ChannelForecast(channel, left, per_hour, rate_from, finishes))
     started = bool(channels) or bool(
         session.scalar(select(exists().where(Notification.incident_id == incident.id)))
     )
     return Forecast(now, incident.notice_deadline, channels, started)
+
+
+def _letters_finish(
+    now: datetime, to_hand_over: int, per_hour: float | None, last_wave: date
+) -> datetime | None:
+    """Letters with the vendor are posted by the end of their last wave's day; letters
+    still to hand over follow at the vendor's rate (None when it has none)."""
+    posted = datetime.combine(last_wave + timedelta(days=1), time(), UTC)
+    if not to_hand_over:
+        return posted
+    if not per_hour:
+        return None
+    return max(posted, now) + timedelta(hours=to_hand_over / per_hour)

@@ -10,6 +10,7 @@ from prefect import flow, task
 
 from breachflow.flows.notify.dispatch import usable_chain
 from breachflow.flows.notify.fanout import send_everything
+from breachflow.flows.notify.vendor import awaiting_returns
 from breachflow.flows.steps import STEP_TASK, step_finished, step_started
 from breachflow.models import ledger
 from breachflow.models.commands import get_incident, latest_notice
@@ -20,11 +21,14 @@ from breachflow.models.timeline import EventKind, advance, record
 
 
 @flow(name="notify")
-def notify(incident_key: str, actor: str) -> None:
-    """Queue everyone, dispatch until every row is final, then record the outcome."""
+def notify(incident_key: str, actor: str) -> str | None:
+    """Queue everyone, dispatch until every row is final, then record the outcome.
+
+    Returns what notification still waits for (letters with the mailing vendor until its
+    return file is imported), or None when it is done."""
     queue_notices(incident_key, actor)
     send_everything(incident_key, actor)  # on Prefect workers, or here
-    finish_notify(incident_key, actor)
+    return finish_notify(incident_key, actor)
 
 
 @task(name="queue-notices", **STEP_TASK)
@@ -58,14 +62,30 @@ def queue_notices(incident_key: str, actor: str) -> None:
 
 
 @task(name="finish-notify", **STEP_TASK)
-def finish_notify(incident_key: str, actor: str) -> None:
+def finish_notify(incident_key: str, actor: str) -> str | None:
+    """Record notification's outcome and move the incident on; or, while letters are with
+    the mailing vendor, say what it waits for (the vendor's return file), on the timeline
+    too, and leave the incident notifying. Returns what it waits for, or None."""
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
         if incident.has_reached(IncidentState.NOTIFIED):
-            return
+            return None
         left = ledger.unfinished(session, incident)
-        if left:
-            raise BreachError(f"{left} notices of {incident.key} are still unfinished")
+        with_vendor, last_day = ledger.with_vendor(session, incident)
+        if left > with_vendor:
+            raise BreachError(
+                f"{left - with_vendor} notices of {incident.key} are still unfinished"
+            )
+        waiting = awaiting_returns(session, incident)
+        if waiting:
+            record(
+                session,
+                incident,
+                EventKind.AWAITING_VENDOR,
+                actor,
+                {"waiting_for": waiting, "letters": with_vendor, "last_mail_on": str(last_day)},
+            )
+            return waiting
         people = ledger.people(session, incident)
         by_channel = ledger.channel_counts(session, incident)
         record(
@@ -88,3 +108,4 @@ def finish_notify(incident_key: str, actor: str) -> None:
             reached=people.reached,
             unreachable=people.unreachable,
         )
+    return None

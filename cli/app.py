@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -249,6 +250,12 @@ def serve(
     watchdog_every: Annotated[
         float, typer.Option(help="Run the deadline watchdog every N seconds (0: never).")
     ] = 300,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="With a Prefect server, also run a `breach worker` for notification shards."
+        ),
+    ] = True,
 ) -> None:
     """Serve the HTTP API, alert intake, compliance pages (/ui/) and the deadline watchdog.
 
@@ -283,7 +290,22 @@ def serve(
         + (f" and {deployments.WATCHDOG} (every {watchdog_every:g} s)" if watchdog_every else "")
         + f" on the Prefect server at {get_current_settings().api.url}"
     )
-    deployments.serve_deployments(watchdog_every)
+    shards = _start_worker() if worker else None
+    try:
+        deployments.serve_deployments(watchdog_every)
+    finally:
+        if shards is not None:
+            shards.terminate()
+            shards.wait(timeout=30)
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    """``breach worker`` beside the server: one machine needs nothing else started."""
+    import socket
+
+    name = f"serve-{socket.gethostname()}"
+    console.print(f"Starting worker {name} for work pool {runtime.settings().work_pool!r}")
+    return subprocess.Popen([sys.executable, "-m", "breachflow.cli", "worker", "--name", name])
 
 
 app.command()(review.show)

@@ -79,10 +79,10 @@ class BrakedNotifier:
 
     inner: Notifier
     brake: DomainBrake
+    name: str = field(init=False)
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
+    def __post_init__(self) -> None:
+        self.name = self.inner.name
 
     async def send(self, batch: list[OutboundMessage]) -> list[DeliveryResult]:
         held: list[DeliveryResult] = []

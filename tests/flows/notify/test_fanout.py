@@ -148,7 +148,9 @@ def test_shards_run_on_two_workers_and_survive_one_killed_mid_shard(
 ):
     pool = f"breachflow-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("BREACH_BATCH_SIZE", str(BATCH))
-    monkeypatch.setenv("BREACH_LEASE_SECONDS", "8")
+    # Long enough that no live shard loses a batch to a slow send on a busy machine (which
+    # would be sent twice, and not by the kill), short enough to take the dead one's soon.
+    monkeypatch.setenv("BREACH_LEASE_SECONDS", "30")
     monkeypatch.setenv("BREACH_NOTIFY_SHARDS", "2")
     monkeypatch.setenv("BREACH_WORK_POOL", pool)
     monkeypatch.setenv("BREACH_PREFECT_DEPLOYMENTS", "true")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, Select, select
+from sqlalchemy import ColumnElement, RowMapping, Select, case, literal, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from breachflow.models.assessment import latest_assessment
@@ -88,6 +88,18 @@ def contact_columns() -> list[ColumnElement[Any] | InstrumentedAttribute[Any]]:
 
 def subjects_with_contacts(incident_id: int) -> Select[Any]:
     return select(Subject.id, *contact_columns()).where(Subject.incident_id == incident_id)
+
+
+def first_usable_sql(chain: Sequence[Channel]) -> ColumnElement[str | None]:
+    """The channel :func:`next_channel` starts a person on, as a SQL expression of their
+    row (NULL when there is none), so queueing happens inside the database."""
+    whens = [(and_usable(channel), literal(channel.value)) for channel in dict.fromkeys(chain)]
+    return case(*whens, else_=None)
+
+
+def and_usable(channel: Channel) -> ColumnElement[bool]:
+    present, problem, _ = _CONTACT[channel]
+    return present.is_not(None) & or_(problem.is_(None), problem == "")
 
 
 @dataclass(frozen=True)

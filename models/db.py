@@ -18,6 +18,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from breachflow.models.notification import sha256_hex
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -32,6 +34,8 @@ def _sqlite_setup(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MB: imports insert random index keys
         cursor.close()
+        # What PostgreSQL has built in and queueing computes in SQL (Notification keys).
+        dbapi_conn.create_function("breach_sha256_hex", 1, sha256_hex, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]

@@ -15,15 +15,27 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from breachflow.models import bulk
-from breachflow.models.base import utcnow
+from breachflow.models.base import UTCDateTime, utcnow
 from breachflow.models.chain import (
     PROBLEM_COLUMN,
     Skip,
     explain,
+    first_usable_sql,
     next_channel,
     subjects_with_contacts,
 )
@@ -43,6 +55,7 @@ from breachflow.models.notification import (
     Notification,
     NotificationState,
     idempotency_key,
+    idempotency_key_sql,
 )
 from breachflow.models.subject import Subject
 from breachflow.models.workers import orphaned
@@ -55,7 +68,7 @@ REPORTED = frozenset({Channel.SMS, Channel.VOICE})
 NO_CHANNEL = "none"
 
 
-#: People queued per round trip: memory stays flat at any population.
+#: People without a usable channel written per round trip: memory stays flat at any number.
 QUEUE_CHUNK = 20_000
 
 
@@ -68,9 +81,11 @@ def queue(
     (``none``), directly ``failed_permanent`` with the reasons: everyone affected appears
     in the ledger. Returns the number queued per channel and ``unreachable``.
 
-    People are taken in id order, ``QUEUE_CHUNK`` at a time, and their rows written with
-    the import's bulk path (COPY on PostgreSQL), so memory stays flat at millions; who has
-    a row already is an anti-join (NOT EXISTS), so a resumed run costs one pass.
+    Everyone with a usable channel is queued by one ``INSERT ... SELECT`` in the database
+    (channel and idempotency key computed there), so memory stays flat and nothing crosses
+    the wire per person; who has a row already is an anti-join (NOT EXISTS), so a resumed
+    run costs one pass. The few left, on no channel, are written from here with the
+    reasons, ``QUEUE_CHUNK`` at a time.
     """
     has_row = (
         select(Notification.id)
@@ -86,10 +101,30 @@ def queue(
     # the person's own rows (bulk.analyze), not a read of the incident's.
     bulk.analyze(session, table)
     now = utcnow()
+    before = _rows_per_channel(session, incident, version)
+    channel = first_usable_sql(chain)
+    reachable = select(
+        literal(incident.id),
+        Subject.id,
+        channel,
+        literal(version),
+        idempotency_key_sql(incident.key, Subject.id, channel, version),
+        literal(State.QUEUED.value),
+        literal(0),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+    ).where(Subject.incident_id == incident.id, channel.is_not(None), ~has_row)
+    session.execute(
+        insert(Notification).from_select(
+            ["incident_id", "subject_id", "channel", "notice_version", "idempotency_key",
+             "state", "attempts", "queued_at", "updated_at"],
+            reachable,
+        )
+    )  # fmt: skip
+    outcome = _rows_per_channel(session, incident, version) - before
     stored_now = now.replace(tzinfo=None)  # the bulk path takes stored form: naive UTC
-    outcome: Counter[str] = Counter()
     after = 0
-    while True:
+    while True:  # everyone still without a row has no usable channel
         people = session.execute(
             subjects_with_contacts(incident.id)
             .where(Subject.id > after, ~has_row)
@@ -100,16 +135,34 @@ def queue(
             return outcome
         rows = []
         for contacts in people:
-            channel, skipped = next_channel(contacts._mapping, chain, None)
-            outcome[str(channel) if channel else "unreachable"] += 1
+            channel_left, skipped = next_channel(contacts._mapping, chain, None)
+            outcome[str(channel_left) if channel_left else "unreachable"] += 1
             rows.append(
                 _new_row(
-                    incident, contacts.id, channel or NO_CHANNEL, version, stored_now,
-                    failed=None if channel else _unreachable(skipped),
+                    incident, contacts.id, channel_left or NO_CHANNEL, version, stored_now,
+                    failed=None if channel_left else _unreachable(skipped),
                 )
             )  # fmt: skip
         bulk.insert_rows(session, table, rows)
         after = people[-1].id
+
+
+def _rows_per_channel(session: Session, incident: Incident, version: int) -> Counter[str]:
+    return Counter(
+        dict(
+            session.execute(
+                select(Notification.channel, func.count())
+                .where(
+                    Notification.incident_id == incident.id,
+                    Notification.notice_version == version,
+                    Notification.channel != NO_CHANNEL,
+                )
+                .group_by(Notification.channel)
+            )
+            .tuples()
+            .all()
+        )
+    )
 
 
 def _new_row(

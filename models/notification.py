@@ -11,12 +11,29 @@ resend after a crash carries the same SMTP ``Message-ID``.
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    cast,
+    func,
+    literal,
+    text,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column, relationship
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from breachflow.models.base import Base, UTCDateTime, utcnow
 from breachflow.models.subject import Subject
@@ -45,9 +62,57 @@ REACHED_STATES = frozenset({NotificationState.SENT, NotificationState.DELIVERED}
 
 
 def idempotency_key(incident_key: str, subject_id: int, channel: str, version: int) -> str:
-    """Same inputs, same key, on any machine: what makes a resend recognisable."""
-    name = f"{incident_key}/{subject_id}/{channel}/v{version}"
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"breachflow:{name}").hex
+    """Same inputs, same key, on any machine: what makes a resend recognisable.
+
+    :func:`idempotency_key_sql` computes the same key inside the database, so queueing
+    millions of people is one ``INSERT ... SELECT``.
+    """
+    name = f"breachflow:{incident_key}/{subject_id}/{channel}/v{version}"
+    return hashlib.sha256(name.encode()).hexdigest()[:KEY_LENGTH]
+
+
+KEY_LENGTH = 32
+
+
+class Sha256Hex(FunctionElement[str]):
+    """``sha256(text)`` as lowercase hex, in SQL: PostgreSQL has it built in; SQLite gets
+    it as a function registered on each connection (``models.db``)."""
+
+    type = String()
+    name = "breach_sha256_hex"
+    inherit_cache = True
+
+
+@compiles(Sha256Hex)
+def _sha256_hex_registered(element: Sha256Hex, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"breach_sha256_hex({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(Sha256Hex, "postgresql")
+def _sha256_hex_postgresql(element: Sha256Hex, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"encode(sha256(convert_to({compiler.process(element.clauses, **kw)}, 'UTF8')), 'hex')"
+
+
+def sha256_hex(text: str | bytes) -> str:
+    """The SQLite side of :class:`Sha256Hex`."""
+    return hashlib.sha256(text if isinstance(text, bytes) else text.encode()).hexdigest()
+
+
+def idempotency_key_sql(
+    incident_key: str,
+    subject_id: ColumnElement[Any] | InstrumentedAttribute[Any],
+    channel: ColumnElement[Any],
+    version: int,
+) -> ColumnElement[str]:
+    """:func:`idempotency_key` as a SQL expression of a person's id and channel columns."""
+    name = (
+        literal(f"breachflow:{incident_key}/")
+        + cast(subject_id, String)
+        + "/"
+        + channel
+        + literal(f"/v{version}")
+    )
+    return func.substr(Sha256Hex(name), 1, KEY_LENGTH)
 
 
 class Notification(Base):

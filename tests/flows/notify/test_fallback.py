@@ -31,7 +31,7 @@ from breachflow.models.delivery import (
 from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Incident
 from breachflow.models.notice import parse_notice_texts
-from breachflow.models.notification import DeliveryReport, Notification
+from breachflow.models.notification import DeliveryReport, Notification, idempotency_key
 from breachflow.models.subject import Subject
 from tests.testkit.factories import EXAMPLE_NOTICE, declare_test_incident, run_import
 
@@ -162,6 +162,11 @@ def test_queue_starts_each_person_on_their_first_usable_channel_and_keeps_the_un
     assert f_reason.endswith("; no email address or postal address given")
     assert "12345" not in f_reason
     assert all(row.attempts == 0 for r in rows.values() for row in r)
+    # The database computed the keys of the queued rows: the same as this process would,
+    # so a resend from any machine carries the same Message-ID.
+    for r in rows.values():
+        for row in r:
+            assert row.idempotency_key == idempotency_key(key, row.subject_id, row.channel, 1)
 
     # Queueing again adds nobody: everyone already has their row for this notice version.
     assert queue(db, key) == {}

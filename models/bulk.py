@@ -8,7 +8,8 @@ transaction. Rows come in the form the driver stores, so nothing is converted pe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -64,6 +65,26 @@ def analyze(session: Session, table: Table) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+@contextmanager
+def planner_settings(session: Session, **settings: str) -> Iterator[None]:
+    """PostgreSQL planner settings (``enable_nestloop="off"``...) for the statements of the
+    block only, inside the session's transaction; nothing elsewhere.
+
+    Set with ``set_config(..., is_local)``: should a statement fail, the rollback undoes
+    them with the transaction."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    current = "SELECT current_setting(%s)"
+    before = {name: connection.exec_driver_sql(current, (name,)).scalar_one() for name in settings}
+    for name, value in settings.items():
+        connection.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
+    yield
+    for name, value in before.items():
+        connection.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
 
 
 def select_where_in(

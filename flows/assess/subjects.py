@@ -1,14 +1,15 @@
 """Import the affected people of an incident from an export, merging with who is known.
 
-Every record is accounted for: a new person, merged into a person already known (same
-``subject_id``, else the same email, else the same phone; channels the known person lacks
-are added), or rejected with its line and reason (written to ``rejects/INC-…-N.csv``). A
-person whose email or phone is unusable is still stored: they are affected, and the ledger
-will show them unreachable with the reason.
+Every record is accounted for: a new person, merged into a person already known (the same
+``subject_id``: channels the known person lacks are added), or rejected with its line and
+reason (written to ``rejects/INC-…-N.csv``). A person whose email or phone is unusable is
+still stored: they are affected, and the ledger will show them unreachable with the reason.
+A ``subject_id`` is a person: two ids are two people even when they share an email or a
+phone (a family, a shared mailbox), and both are counted, notified and reported.
 
 Memory stays flat: records stream from the file in chunks; each chunk is validated
-(in worker processes for large files) and merged against the database through the blind
-indexes, so no index of everyone is ever held in memory. The whole import is one
+(in worker processes for large files) and merged against the database by ``subject_id``,
+so no index of everyone is ever held in memory. The whole import is one
 transaction: it lands with its timeline event, or not at all.
 """
 
@@ -203,7 +204,6 @@ class _Known:
 
     id: int | None  # None until inserted
     line: int
-    external_id: str
     email_index: str | None
     phone_index: str | None
     email_problem: str | None
@@ -214,76 +214,53 @@ class _Known:
 
 
 def _merge(session: Session, incident_id: int, people: list[Person], report: ImportReport) -> None:
-    """Insert new people; fold repeats into the person they repeat."""
-    by_id, by_email, by_phone = _known(session, incident_id, people)
+    """Insert new people; fold repeats of a ``subject_id`` into the person they repeat."""
+    known = _known(session, incident_id, people)
     new: list[dict[str, Any]] = []  # the rows of new people, as bulk.insert_rows takes them
     now = utcnow().replace(tzinfo=None)  # stored form of a UTC time
     for person in people:
-        target, how = by_id.get(person.external_id), "subject_id"
-        if target is None and person.email_index:
-            target, how = by_email.get(person.email_index), "email"
-        if target is None and person.phone_index:
-            target, how = by_phone.get(person.phone_index), "phone"
+        target = known.get(person.external_id)
         if target is None:
             row = _row(incident_id, person, now)
-            target = _Known(
-                None, person.line, person.external_id, person.email_index, person.phone_index,
-                person.email_problem, person.push_enc is not None, person.address_enc is not None,
-                row=row,
+            known[person.external_id] = _Known(
+                None, person.line, person.email_index, person.phone_index, person.email_problem,
+                person.push_enc is not None, person.address_enc is not None, row=row,
             )  # fmt: skip
-            new.append(row)  # the same dict: folding a repeat into target updates it
-        else:
-            report.merged += 1
-            report.warn(person.line, f"same person as line {target.line} (same {how}); merged")
-            _fold(target, person)
-        by_id.setdefault(person.external_id, target)
-        if target.email_index:
-            by_email.setdefault(target.email_index, target)
-        if target.phone_index:
-            by_phone.setdefault(target.phone_index, target)
+            new.append(row)  # the same dict: folding a repeat into it updates it
+            continue
+        report.merged += 1
+        report.warn(person.line, f"same person as line {target.line} (same subject_id); merged")
+        _fold(target, person)
     if new:
         bulk.insert_rows(session, _SUBJECTS, new)
         report.new += len(new)
-    changed = {k.id: k.changes for k in by_id.values() if k.id and k.changes}
+    changed = {k.id: k.changes for k in known.values() if k.id and k.changes}
     for subject_id, values in changed.items():  # rare: one statement per merged person
         session.execute(update(Subject).where(Subject.id == subject_id).values(values))
 
 
-def _known(
-    session: Session, incident_id: int, people: list[Person]
-) -> tuple[dict[str, _Known], dict[str, _Known], dict[str, _Known]]:
-    wanted = (
-        ("external_id", {p.external_id for p in people}),
-        ("email_index", {p.email_index for p in people if p.email_index}),
-        ("phone_index", {p.phone_index for p in people if p.phone_index}),
-    )
+def _known(session: Session, incident_id: int, people: list[Person]) -> dict[str, _Known]:
+    """The people of this chunk already stored, by ``subject_id``."""
     columns = (
         "id", "source_line", "external_id", "email_index", "phone_index", "email_problem",
         "push_enc", "address_enc",
     )  # fmt: skip
-    rows = [  # one query per key: each uses its own index (an OR of the three would scan)
-        row
-        for key, values in wanted
-        for row in bulk.select_where_in(
-            session, _SUBJECTS, columns, ("incident_id", incident_id), key, values
+    wanted = {p.external_id for p in people}
+    rows = bulk.select_where_in(
+        session, _SUBJECTS, columns, ("incident_id", incident_id), "external_id", wanted
+    )
+    return {
+        row.external_id: _Known(
+            row.id,
+            row.source_line,
+            row.email_index,
+            row.phone_index,
+            row.email_problem,
+            row.push_enc is not None,
+            row.address_enc is not None,
         )
-    ]
-    by_id: dict[str, _Known] = {}
-    by_email: dict[str, _Known] = {}
-    by_phone: dict[str, _Known] = {}
-    for row in rows:
-        if row.external_id in by_id:  # found by more than one key: one person, one object
-            continue
-        known = _Known(
-            row.id, row.source_line, row.external_id, row.email_index, row.phone_index,
-            row.email_problem, row.push_enc is not None, row.address_enc is not None,
-        )  # fmt: skip
-        by_id[row.external_id] = known
-        if row.email_index:
-            by_email.setdefault(row.email_index, known)
-        if row.phone_index:
-            by_phone.setdefault(row.phone_index, known)
-    return by_id, by_email, by_phone
+        for row in rows
+    }
 
 
 def _fold(target: _Known, person: Person) -> None:

@@ -302,35 +302,25 @@ def test_a_repeated_subject_id_is_merged_with_a_warning(
     assert dora["phone"] == "+14155552671"  # the channel she lacked is added
 
 
-def test_the_same_email_under_another_subject_id_is_merged(
+def test_two_subject_ids_sharing_an_email_are_two_people(
     db: Database, keys: Vault, incident_id: int, tmp_path: Path
 ) -> None:
-    """Another subject_id with the same email (domain case, spaces aside) joins the first person."""
+    """A subject_id is a person: two ids sharing a mailbox or a phone (a family) are both
+    stored, with their own names, and counted; nothing is merged."""
     path = write(
         tmp_path,
-        "subject_id,email,phone\n"
-        "E1,erin.example@example.com,\n"
-        "E2,  erin.example@EXAMPLE.Com  ,+1 415 555 2671\n",
+        "subject_id,name,email,phone\n"
+        "E1,Erin Example,erin.example@example.com,+1 415 555 2671\n"
+        "E2,Eric Example,  Erin.Example@EXAMPLE.Com  ,+1 415 555 2671\n"
+        "E3,Ella Example,,+1 415 555 2671\n",
     )
     report = run_import(db, keys, incident_id, path, tmp_path)
     people = stored(db, incident_id)
-    assert set(people) == {"E1"}
-    assert (report.new, report.merged) == (1, 1)
-    assert report.warnings == [(3, "same person as line 2 (same email); merged")]
-    assert keys.decrypt("phone", people["E1"].phone_enc) == "+14155552671"
-
-
-def test_an_email_differing_only_in_letter_case_is_the_same_person(
-    db: Database, keys: Vault, incident_id: int, tmp_path: Path
-) -> None:
-    """'Erin.Example@…' and 'erin.example@…' are one mailbox: one person, one notice."""
-    path = write(
-        tmp_path,
-        "subject_id,email\nE1,Erin.Example@example.com\nE2, erin.example@EXAMPLE.COM \n",
-    )
-    report = run_import(db, keys, incident_id, path, tmp_path)
-    assert (report.new, report.merged) == (1, 1)
-    assert set(stored(db, incident_id)) == {"E1"}
+    assert set(people) == {"E1", "E2", "E3"}
+    assert (report.new, report.merged, report.warnings) == (3, 0, [])
+    names = {k: plain(keys, v)["name"] for k, v in people.items()}
+    assert names == {"E1": "Erin Example", "E2": "Eric Example", "E3": "Ella Example"}
+    assert people["E1"].email_index == people["E2"].email_index  # the same mailbox, twice
 
 
 def test_a_phone_added_in_a_later_import_joins_the_known_person(
@@ -547,7 +537,7 @@ def _big_file(tmp_path: Path) -> Path:
     for n in range(1, count + 1):
         if n % 997 == 0:
             lines.append(f",Nameless {n},nobody{n}@example.com,,GB,{padding}")  # rejected
-        elif n % 401 == 0 and n > 2300:  # same email as an earlier person, another subject_id
+        elif n % 401 == 0 and n > 2300:  # same email as an earlier person: another person
             lines.append(f"B{n},Repeat {n},big{n - 2300}@example.com,,GB,{padding}")
         elif n % 389 == 0 and n > 2100:  # same subject_id as an earlier person, now with a phone
             lines.append(f"B{n - 2100},,,+44 7400 {n:06d},GB,{padding}")
@@ -617,11 +607,11 @@ def test_a_long_name_is_cut_with_a_warning(
     assert keys.decrypt("name", stored(db, incident_id)["L1"].name_enc) == "N" * 300
 
 
-def test_a_person_found_by_two_keys_gets_the_new_channel_once(
+def test_a_later_import_adds_a_channel_to_its_subject_id_not_to_a_namesake_by_email(
     db: Database, keys: Vault, incident_id: int, tmp_path: Path
 ) -> None:
-    """Two later rows reach one stored person by different keys (id, then email): the first
-    row's phone is added and the second row's does not overwrite it."""
+    """A later file gives A1 a phone, and B7 (A1's email, its own phone) is a new person:
+    A1 keeps its own phone, B7 is counted with its own."""
     first = tmp_path / "first.csv"
     first.write_text("subject_id,email,phone,country\nA1,a1@example.com,,GB\n", encoding="utf-8")
     later = tmp_path / "later.csv"
@@ -632,10 +622,11 @@ def test_a_person_found_by_two_keys_gets_the_new_channel_once(
     )
     run_import(db, keys, incident_id, first, tmp_path)
     report = run_import(db, keys, incident_id, later, tmp_path)
-    assert (report.new, report.merged) == (0, 2)
+    assert (report.new, report.merged) == (1, 1)
     people = stored(db, incident_id)
-    assert list(people) == ["A1"]
+    assert sorted(people) == ["A1", "B7"]
     assert plain(keys, people["A1"])["phone"] == "+442079460000"
+    assert plain(keys, people["B7"])["phone"] == "+442079460958"
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"] if POSTGRES_URL else [], indirect=True)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from breachflow.api import problems
@@ -49,6 +50,12 @@ def create_app() -> FastAPI:
     app.include_router(notices)
     app.include_router(public)
     app.include_router(pages)  # /ui: the compliance pages
+
+    @app.get("/", include_in_schema=False)
+    def front_door() -> RedirectResponse:
+        """A person who types the server's address wants the pages (which ask to log in)."""
+        return RedirectResponse("/ui/", status_code=307)
+
     # The public announcements (flows/announce/), when no other web server has them.
     site = settings().site
     site.mkdir(parents=True, exist_ok=True)

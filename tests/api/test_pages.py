@@ -389,6 +389,16 @@ def test_without_a_session_every_page_sends_you_to_log_in_and_bad_keys_are_refus
 
 
 @SQLITE_ONLY
+def test_the_servers_address_leads_to_the_pages(app):
+    """``/`` was a 404: a person typing the address is sent to the pages, then to log in."""
+    server, _ = app
+    with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+        answer = anonymous.get("/", follow_redirects=False)
+        assert answer.status_code == 307 and answer.headers["location"] == "/ui/"
+        landed = anonymous.get("/", follow_redirects=True)
+    assert landed.status_code == 200 and "/ui/login" in str(landed.url)
+
+
 def test_revoking_a_key_ends_its_sessions_and_https_makes_the_cookie_secure(app, monkeypatch):
     server, tokens = app
     client = _session(server, tokens["revoked"])

@@ -90,10 +90,11 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from scratch import create_database, drop_database
 from sinks import command as sink_stats
@@ -1234,8 +1235,16 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores, {busy:.0%} busy in the second before the start, "
         f"load average {os.getloadavg()[0]:.2f}{warning}"
     )
+    run_and_clean_up(args, run, "breach-incident-")
+
+
+def run_and_clean_up(
+    args: argparse.Namespace, run: Callable[[argparse.Namespace, Bench], int], prefix: str
+) -> NoReturn:
+    """``run`` in a new temporary folder; exits with its code after cleaning up, on a
+    failure, Ctrl-C or SIGTERM too."""
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    bench = Bench(args, Path(tempfile.mkdtemp(prefix="breach-incident-")))
+    bench = Bench(args, Path(tempfile.mkdtemp(prefix=prefix)))
     code = 1
     try:
         code = run(args, bench)

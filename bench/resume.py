@@ -33,8 +33,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -48,10 +46,10 @@ from incident import (
     _iso,
     base_env,
     breach,
-    cleanup,
     create_database,
     free_port,
     person,
+    run_and_clean_up,
     sink_stats,
     start_prefect,
 )
@@ -256,18 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.kill_after < args.people:
         parser.error("--kill-after must be between 0 and --people")
-    bench = Bench(args, Path(tempfile.mkdtemp(prefix="breach-resume-")))
-    code = 1
-    try:
-        code = run(args, bench)
-    except BenchFailed as exc:
-        print(f"\nFAILED: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("\ninterrupted: cleaning up", file=sys.stderr)
-        code = 130
-    finally:
-        cleanup(bench, args)
-    sys.exit(code)
+    run_and_clean_up(args, run, "breach-resume-")
 
 
 if __name__ == "__main__":

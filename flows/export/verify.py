@@ -80,7 +80,9 @@ def verify_bundle(path: Path, expected_head: str | None = None) -> BundleCheck:
 
 
 def _check_archive(archive: zipfile.ZipFile) -> BundleCheck:
-    names = archive.namelist()
+    # Directory entries, which re-zipping a bundle with ``zip -r`` adds, carry no content:
+    # nothing to verify. One that carries bytes is checked like any other member.
+    names = [i.filename for i in archive.infolist() if not (i.is_dir() and i.file_size == 0)]
     problems = [f"{n} appears {c} times in the zip" for n, c in Counter(names).items() if c > 1]
     manifest = _manifest(archive)
     listed: dict[str, str] = manifest["files"]

@@ -70,6 +70,35 @@ def _actor_of_event_2(data: bytes) -> int:
     return data.index(b'"actor": "', start) + len(b'"actor": "')
 
 
+def test_a_bundle_re_zipped_with_folder_entries_still_verifies(db, settings, tmp_path):
+    """Unpacked and zipped again as ``zip -r`` does, which adds an entry per folder
+    (``announcements/``): no false tamper alarm. A folder entry with bytes in it is not
+    passed over."""
+    key, _ = _seed_with_report_and_announcement(db, settings)
+    result = export_incident(key, ExportFormat.BUNDLE, None, "dora")
+    rezipped = tmp_path / "rezipped.zip"
+    with zipfile.ZipFile(result.path) as src, zipfile.ZipFile(rezipped, "w") as dst:
+        members = {i.filename: src.read(i) for i in src.infolist()}
+        folders = sorted({str(Path(n).parent) + "/" for n in members if "/" in n})
+        for folder in folders:
+            dst.writestr(zipfile.ZipInfo(folder), b"")
+        for name, data in members.items():
+            dst.writestr(name, data, zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(rezipped) as archive:
+        assert "announcements/" in archive.namelist()
+    check = verify_bundle(rezipped)
+    assert check.ok, check.problems
+
+    smuggled = tmp_path / "smuggled.zip"
+    with zipfile.ZipFile(rezipped) as src, zipfile.ZipFile(smuggled, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        dst.writestr(zipfile.ZipInfo("extra/"), b"hidden")
+    check = verify_bundle(smuggled)
+    assert not check.ok
+    assert "extra/ is in the zip but not in the manifest" in check.problems
+
+
 def test_a_bundle_verifies_offline_and_one_changed_byte_fails_it(db, settings, tmp_path):
     key, persons = _seed_with_report_and_announcement(db, settings)
 

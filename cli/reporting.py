@@ -23,7 +23,11 @@ report_app = typer.Typer(
 Reason = Annotated[str, typer.Option("--reason", help="Why: it goes on the timeline.")]
 Regime = Annotated[str, typer.Argument(help="The regime, as `breach reports` lists it.")]
 Phase = Annotated[
-    str | None, typer.Option(help="initial, supplementary or final; default: the latest.")
+    str | None,
+    typer.Option(
+        help="initial, supplementary or final; needed when more than one is open, else the"
+        " open one."
+    ),
 ]
 
 

@@ -135,7 +135,16 @@ def find_report(
         raise InvalidInput(
             f"{incident.key} has no {regime} {phase or ''} report (reports: {listed or 'none yet'})"
         )
-    return next((r for r in found if r.state in waiting_in), found[-1])
+    open_ = [r for r in found if r.state in waiting_in]
+    if phase is None and len({r.phase for r in open_}) > 1:
+        # Which filing a person means is theirs to say: guessing put a portal reference
+        # on the wrong report.
+        listed = "; ".join(f"{r.label}: {r.state}" for r in open_)
+        raise InvalidInput(
+            f"{incident.key} has more than one {regime} report this applies to ({listed});"
+            f" say which with --phase"
+        )
+    return next(iter(open_), found[-1])
 
 
 def give_delay_reason(
@@ -195,6 +204,11 @@ def record_submission(
             raise InvalidInput(f"{report.label} is {report.state}; nothing to submit")
         if at > utcnow():
             raise InvalidInput("the submission time is in the future")
+        if at < report.created_at:
+            raise InvalidInput(
+                f"{report.label} was written at {report.created_at:%Y-%m-%d %H:%M:%S} UTC;"
+                " it cannot have been filed before that (--at)"
+            )
         report.state = ReportState.SUBMITTED
         report.submitted_at = at
         report.submitted_by = actor
@@ -215,6 +229,13 @@ def record_acknowledgement(
         report = find_report(session, incident, regime, phase, (ReportState.SUBMITTED,))
         if report.state != ReportState.SUBMITTED:
             raise InvalidInput(f"{report.label} is {report.state}: only a submitted report")
+        if at > utcnow():
+            raise InvalidInput("the acknowledgement time is in the future")
+        if report.submitted_at and at < report.submitted_at:
+            raise InvalidInput(
+                f"{report.label} was filed at {report.submitted_at:%Y-%m-%d %H:%M:%S} UTC;"
+                " it cannot have been acknowledged before that (--at)"
+            )
         report.state = ReportState.ACKNOWLEDGED
         report.acknowledged_at = at
         record(

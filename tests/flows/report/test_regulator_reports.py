@@ -146,9 +146,22 @@ def test_a_late_report_is_held_until_the_reasons_for_the_delay_are_given(db, set
     assert document["fields"]["F11"] == "The forensic image took 4 days."
     assert "The forensic image took 4 days." in Path(report.files["html"]).read_text("utf-8")
 
-    filed_at = utcnow() - timedelta(minutes=5)
-    record_submission(key, "uk-gdpr", None, reference="ICO-2026-77", at=filed_at, actor="bob")
-    record_acknowledgement(key, "uk-gdpr", None, at=utcnow(), actor="bob")
+    # Times that could not have happened are refused: filed before the report was written,
+    # acknowledged before it was filed, anything in the future.
+    written = report.created_at
+    for at, refused in [
+        (written - timedelta(days=12), "cannot have been filed before"),
+        (utcnow() + timedelta(hours=1), "in the future"),
+    ]:
+        with pytest.raises(InvalidInput, match=refused):
+            record_submission(key, "uk-gdpr", "initial", reference="ICO-0", at=at, actor="bob")
+    filed_at = utcnow()
+    record_submission(key, "uk-gdpr", "initial", reference="ICO-2026-77", at=filed_at, actor="bob")
+    with pytest.raises(InvalidInput, match="cannot have been acknowledged before"):
+        record_acknowledgement(
+            key, "uk-gdpr", "initial", at=filed_at - timedelta(seconds=1), actor="bob"
+        )
+    record_acknowledgement(key, "uk-gdpr", "initial", at=utcnow(), actor="bob")
     report = _reports(db, key)["uk-gdpr", "initial"]
     assert report.state == ReportState.ACKNOWLEDGED
     assert (report.reference, report.submitted_by) == ("ICO-2026-77", "bob")
@@ -162,6 +175,30 @@ def test_a_late_report_is_held_until_the_reasons_for_the_delay_are_given(db, set
         "report.acknowledged",
     ]:
         assert kind in kinds
+
+
+def test_with_two_phases_open_a_filing_without_phase_is_refused_and_they_are_listed(db, settings):
+    """Without --phase, a filing went to whichever report came first (the README's example
+    filed the initial report, the next call the supplementary); with both awaiting
+    submission it is refused, naming both."""
+    key = seed_incident(db, settings, people(4))
+    _assess(db, settings, key)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        file_reports(session, incident, due(session, incident), "test")
+    for phase in ("initial", "supplementary"):  # GDPR's report in phases: both owed now
+        assert _reports(db, key)["uk-gdpr", phase].state == ReportState.AWAITING_SUBMISSION
+    with pytest.raises(InvalidInput, match="more than one uk-gdpr report") as refused:
+        record_submission(key, "uk-gdpr", None, reference="ICO-9", at=utcnow(), actor="bob")
+    assert "uk-gdpr initial" in str(refused.value)
+    assert "uk-gdpr supplementary" in str(refused.value) and "--phase" in str(refused.value)
+    assert _reports(db, key)["uk-gdpr", "initial"].state == ReportState.AWAITING_SUBMISSION
+
+    filed = record_submission(
+        key, "uk-gdpr", "supplementary", reference="ICO-9", at=utcnow(), actor="bob"
+    )
+    assert (filed.phase, filed.state) == ("supplementary", ReportState.SUBMITTED)
+    assert _reports(db, key)["uk-gdpr", "initial"].state == ReportState.AWAITING_SUBMISSION
 
 
 @SQLITE_ONLY

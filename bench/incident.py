@@ -499,6 +499,34 @@ def base_env(home: Path) -> dict[str, str]:
     }
 
 
+def live_env(
+    home: Path, database_url: str, smtp_port: int, api: str, pool: str, shards: int
+) -> dict[str, str]:
+    """The settings of every ``breach`` command and worker: live mode on our database, no
+    approval gate, email to the SMTP sink, the notify stage fanned out to ``shards`` runs
+    on the Prefect server's work pool ``pool``."""
+    from breachflow.models.crypto import generate_key
+
+    return base_env(home) | {
+        "BREACH_HOME": str(home),
+        "BREACH_DATABASE_URL": database_url,
+        "BREACH_DATA_KEY": generate_key(),
+        "BREACH_NOTIFIER_MODE": "live",
+        "BREACH_APPROVAL_GATES": "[]",
+        "BREACH_REPORT_WAIT_SECONDS": "0",
+        # Status callbacks would go here: nothing listens (and the stand-ins post none).
+        "BREACH_PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
+        "BREACH_SMTP_HOST": "127.0.0.1",
+        "BREACH_SMTP_PORT": str(smtp_port),
+        "BREACH_PREFECT_DEPLOYMENTS": "true",
+        "BREACH_NOTIFY_SHARDS": str(shards),
+        "BREACH_WORK_POOL": pool,
+        "PREFECT_API_URL": api,
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+    }
+
+
 def start_prefect(bench: Bench, pg_url: str) -> str:
     """``prefect server start`` on a PostgreSQL database of its own; its API URL."""
     import httpx
@@ -746,7 +774,6 @@ def run(args: argparse.Namespace, bench: Bench) -> int:
     import pyrage
     import sqlalchemy as sa
 
-    from breachflow.models.crypto import generate_key
     from breachflow.notifiers.push.webpush import generate_vapid_keys
 
     letters = not args.skip_letters
@@ -792,17 +819,7 @@ def run(args: argparse.Namespace, bench: Bench) -> int:
           + ", ".join(f"{c} {n:,}" for c, n in sorted(expected.items())))  # fmt: skip
 
     pool = f"breachflow-bench-{os.getpid()}"
-    env = base_env(home) | {
-        "BREACH_HOME": str(home),
-        "BREACH_DATABASE_URL": database_url,
-        "BREACH_DATA_KEY": generate_key(),
-        "BREACH_NOTIFIER_MODE": "live",
-        "BREACH_APPROVAL_GATES": "[]",
-        "BREACH_REPORT_WAIT_SECONDS": "0",
-        # Status callbacks would go here: nothing listens (and the stand-in posts none).
-        "BREACH_PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
-        "BREACH_SMTP_HOST": "127.0.0.1",
-        "BREACH_SMTP_PORT": str(smtp["smtp"]),
+    env = live_env(home, database_url, smtp["smtp"], api, pool, args.workers) | {
         "BREACH_TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT,
         "BREACH_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "BREACH_TWILIO_FROM_NUMBER": TWILIO_FROM,
@@ -811,12 +828,6 @@ def run(args: argparse.Namespace, bench: Bench) -> int:
         "BREACH_FCM_SERVICE_ACCOUNT_FILE": push["service_account"],
         "BREACH_FCM_BASE_URL": push["fcm"],
         "BREACH_VAPID_PRIVATE_KEY_FILE": str(keys / "vapid.key"),
-        "BREACH_PREFECT_DEPLOYMENTS": "true",
-        "BREACH_NOTIFY_SHARDS": str(args.workers),
-        "BREACH_WORK_POOL": pool,
-        "PREFECT_API_URL": api,
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
     }
     if letters:
         env |= {

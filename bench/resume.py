@@ -47,7 +47,7 @@ from incident import (
     base_env,
     breach,
     create_database,
-    free_port,
+    live_env,
     person,
     run_and_clean_up,
     sink_stats,
@@ -142,7 +142,6 @@ def ledger_states(database_url: str, key: str) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace, bench: Bench) -> int:
-    from breachflow.models.crypto import generate_key
 
     bench.monitor.start()
     home = bench.tmp / "home"
@@ -153,23 +152,7 @@ def run(args: argparse.Namespace, bench: Bench) -> int:
     bench.add_database(name)
     api = start_prefect(bench, args.pg_url)
     pool = f"breachflow-resume-{os.getpid()}"
-    env = base_env(home) | {
-        "BREACH_HOME": str(home),
-        "BREACH_DATABASE_URL": database_url,
-        "BREACH_DATA_KEY": generate_key(),
-        "BREACH_NOTIFIER_MODE": "live",
-        "BREACH_APPROVAL_GATES": "[]",
-        "BREACH_REPORT_WAIT_SECONDS": "0",
-        "BREACH_PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
-        "BREACH_SMTP_HOST": "127.0.0.1",
-        "BREACH_SMTP_PORT": str(smtp["smtp"]),
-        "BREACH_PREFECT_DEPLOYMENTS": "true",
-        "BREACH_NOTIFY_SHARDS": str(args.workers),
-        "BREACH_WORK_POOL": pool,
-        "PREFECT_API_URL": api,
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
-    }
+    env = live_env(home, database_url, smtp["smtp"], api, pool, args.workers)
     people_file = bench.tmp / "people.csv"
     write_email_people(people_file, args.people)
     now = time.time()

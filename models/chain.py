@@ -93,11 +93,12 @@ def subjects_with_contacts(incident_id: int) -> Select[Any]:
 def first_usable_sql(chain: Sequence[Channel]) -> ColumnElement[str | None]:
     """The channel :func:`next_channel` starts a person on, as a SQL expression of their
     row (NULL when there is none), so queueing happens inside the database."""
-    whens = [(and_usable(channel), literal(channel.value)) for channel in dict.fromkeys(chain)]
+    whens = [(usable_sql(channel), literal(channel.value)) for channel in dict.fromkeys(chain)]
     return case(*whens, else_=None)
 
 
-def and_usable(channel: Channel) -> ColumnElement[bool]:
+def usable_sql(channel: Channel) -> ColumnElement[bool]:
+    """:func:`usable` as SQL: a contact given, with no problem recorded (NULL or empty)."""
     present, problem, _ = _CONTACT[channel]
     return present.is_not(None) & or_(problem.is_(None), problem == "")
 

@@ -6,7 +6,7 @@ its timeline event in the caller's unit of work.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -15,12 +15,11 @@ from sqlalchemy.orm import Session
 from breachflow.models.base import utcnow
 from breachflow.models.errors import InvalidInput, NotFound
 from breachflow.models.incident import Incident, IncidentState, Severity
+from breachflow.models.instants import impossible
 from breachflow.models.notice import NoticeText, NoticeVersion
 from breachflow.models.notification import Notification
 from breachflow.models.subject import Subject
 from breachflow.models.timeline import EventKind, advance, record
-
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 def get_incident(session: Session, key: str, *, lock: bool = False) -> Incident:
@@ -58,8 +57,9 @@ def declare(
         "discovered-at": discovered_at, "determined-at": determined_at,
     }  # fmt: skip
     for name, value in anchors.items():
-        if value and value > now + CLOCK_SKEW:
-            raise InvalidInput(f"--{name} {value.isoformat()} is in the future")
+        problem = impossible(value, now) if value else None
+        if value and problem:
+            raise InvalidInput(f"--{name} {value.isoformat()} {problem}")
     if aware_at < detected_at:
         raise InvalidInput("--aware-at is before --detected-at: one cannot know before it happens")
     if not title.strip() or not description.strip():
@@ -172,8 +172,9 @@ def update_incident(
     now = utcnow()
     changed: dict[str, dict[str, object]] = {}
     for name, value in changes.items():
-        if isinstance(value, datetime) and value > now + CLOCK_SKEW:
-            raise InvalidInput(f"--{name.replace('_', '-')} {value.isoformat()} is in the future")
+        problem = impossible(value, now) if isinstance(value, datetime) else None
+        if isinstance(value, datetime) and problem:
+            raise InvalidInput(f"--{name.replace('_', '-')} {value.isoformat()} {problem}")
         old = getattr(incident, name)
         if old != value:
             changed[name] = {"from": _plain(old), "to": _plain(value)}

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -23,6 +22,7 @@ from breachflow.flows.intake.alerts import Alert, ReplayedAlert, receive, verify
 from breachflow.models.apikey import Role
 from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Severity
+from breachflow.models.instants import Instant
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -86,7 +86,7 @@ class AlertmanagerAlert(BaseModel):
     status: str
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None
+    startsAt: Instant | None = None
     fingerprint: str | None = None
 
 
@@ -115,7 +115,7 @@ async def alertmanager(
             severity=SEVERITIES.get(item.labels.get("severity", "").lower()),
             fingerprint=item.fingerprint,
             labels=dict(list(item.labels.items())[:64]),
-            starts_at=item.startsAt if item.startsAt and item.startsAt.year > 1 else None,
+            starts_at=item.startsAt,
         )
         intake = await run_in_threadpool(receive, f"alertmanager:{who.name}", alert)
         results.append(IntakeOut(**vars(intake)))

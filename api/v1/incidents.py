@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
@@ -28,6 +28,7 @@ from breachflow.models import commands, ledger
 from breachflow.models.assessment import latest_assessment
 from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Incident, IncidentState, Severity
+from breachflow.models.instants import Instant
 from breachflow.models.notice import parse_notice_texts
 from breachflow.models.regulator_report import reports
 from breachflow.models.runtime import database, settings, vault
@@ -44,12 +45,12 @@ class IncidentIn(Strict):
     title: str = Field(min_length=1, max_length=300)
     description: str = Field(min_length=1, max_length=20_000)
     severity: Severity
-    detected_at: AwareDatetime
-    aware_at: AwareDatetime
+    detected_at: Instant
+    aware_at: Instant
     data_categories: list[str] = Field(min_length=1, max_length=20)
-    contained_at: AwareDatetime | None = None
-    discovered_at: AwareDatetime | None = None
-    determined_at: AwareDatetime | None = None
+    contained_at: Instant | None = None
+    discovered_at: Instant | None = None
+    determined_at: Instant | None = None
     risk: Literal["low", "medium", "high"] | None = None
     encrypted_key_safe: bool = False
     improper_purpose: bool = False
@@ -59,12 +60,12 @@ class IncidentPatch(Strict):
     """The facts the assessment depends on; ``breach assess`` (or the run) re-assesses."""
 
     risk: Literal["low", "medium", "high"] | None = None
-    detected_at: AwareDatetime | None = None
-    aware_at: AwareDatetime | None = None
-    discovered_at: AwareDatetime | None = None
-    determined_at: AwareDatetime | None = None
-    contained_at: AwareDatetime | None = None
-    handling_ended_at: AwareDatetime | None = None
+    detected_at: Instant | None = None
+    aware_at: Instant | None = None
+    discovered_at: Instant | None = None
+    determined_at: Instant | None = None
+    contained_at: Instant | None = None
+    handling_ended_at: Instant | None = None
     encrypted_key_safe: bool | None = None
     improper_purpose: bool | None = None
     material: bool | None = None

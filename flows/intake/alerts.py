@@ -33,6 +33,7 @@ from breachflow.models.alert import AlertGroup, AlertSource, SeenSignature
 from breachflow.models.base import utcnow
 from breachflow.models.errors import BreachError, InvalidInput, ProviderUnavailable
 from breachflow.models.incident import Incident, IncidentState, Severity
+from breachflow.models.instants import Instant
 from breachflow.models.runtime import database, settings, vault
 from breachflow.models.timeline import EventKind, record
 
@@ -65,7 +66,8 @@ class Alert(BaseModel):
     severity: Severity | None = None
     fingerprint: str | None = Field(default=None, min_length=1, max_length=128)
     labels: dict[str, str] = Field(default_factory=dict, max_length=64)
-    starts_at: datetime | None = None
+    #: When the problem began, by the sender's clock; a real instant or nothing.
+    starts_at: Instant | None = None
 
     def key(self) -> str:
         """The given fingerprint, or one made of the title and labels."""

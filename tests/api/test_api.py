@@ -206,6 +206,9 @@ def test_errors_are_problem_details_and_bodies_have_a_size_limit(api):
         json={**INCIDENT, "aware_at": (NOW + timedelta(days=3)).isoformat()},
     )
     assert future.status_code == 422 and "in the future" in future.json()["detail"]
+    for impossible in ("0001-01-01T00:00:00Z", "2026-11-20T09:30:00"):  # year 1, no offset
+        refused = admin.post("/api/v1/incidents", json={**INCIDENT, "detected_at": impossible})
+        assert refused.status_code == 422 and "detected_at" in refused.json()["detail"], impossible
 
     key = _declare(server, tokens[Role.ADMIN])  # two server errors schemathesis once found:
     cleared = admin.patch(f"/api/v1/incidents/{key}", json={"aware_at": None})

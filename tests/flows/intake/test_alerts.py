@@ -111,6 +111,40 @@ def test_forged_stale_replayed_or_unsigned_alerts_are_refused_and_record_nothing
     assert invalid.status_code == 422 and "title" in invalid.json()["detail"]
 
 
+def test_an_alert_starting_at_an_impossible_time_is_refused_at_the_door(db, settings, intake):
+    """Year 1 (Alertmanager's unset time), no offset, or the future: a 422, nothing filed
+    (once such a time reached `breach assess` as an OverflowError)."""
+    server, secret = intake
+    with db.unit_of_work() as session:
+        token = create_key(session, "alertmanager", Role.ALERT_SOURCE, "test")
+    impossible = ["0001-01-01T00:00:00Z", "2026-11-20T09:30:00", "2999-01-01T00:00:00+08:00"]
+    for moment in impossible:
+        refused = post(server, secret, {**ALERT, "starts_at": moment})
+        assert refused.status_code == 422, refused.text
+        assert "starts_at" in refused.json()["detail"]
+        notification = {
+            "version": "4",
+            "status": "firing",
+            "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "startsAt": moment}],
+        }
+        refused = httpx.post(
+            f"{server.url}/api/v1/alerts/alertmanager",
+            json=notification,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+    assert groups(db) == []
+    with db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+    earlier = (utcnow() - timedelta(hours=3)).isoformat()
+    assert post(server, secret, {**ALERT, "starts_at": earlier}).status_code == 202
+    with db.unit_of_work() as session:
+        opened = session.scalars(select(Incident)).one()
+        assert opened.detected_at.isoformat() == earlier
+
+
 def test_a_storm_of_identical_alerts_makes_one_incident(db, intake):
     server, secret = intake
     per_thread, threads = 40, 6

@@ -190,6 +190,28 @@ def run(key: Key) -> None:
 
 
 @app.command()
+def close(
+    key: Key,
+    reason: Annotated[
+        str,
+        typer.Option(help="Why it is closed with obligations still open: kept on the timeline."),
+    ],
+) -> None:
+    """Close early: with reports unfiled, the announcement still up or no sign-off.
+
+    An incident closes by itself (at `breach run`, the last filing or the watchdog) once
+    nothing is open; `breach show` lists what is. This records who closed it, why, and
+    what was still open, and schedules the purge of contact details.
+    """
+    from breachflow.flows.close.step import close_early
+
+    still_open = close_early(key, actor(), reason)
+    console.print(f"{key.upper()} is closed, by {actor()}, with the reason on the timeline.")
+    for obligation in still_open:
+        console.print(f"  still open when closed: {obligation}")
+
+
+@app.command()
 def dispatch(key: Key) -> None:
     """Join the sending of an incident's notices from another process or machine.
 

@@ -51,6 +51,18 @@ def fmt(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
 
 
+def window_verdict(due: datetime, finished: datetime | None, notified: int) -> str:
+    """Where a deadline for telling people stands: met or missed only once notifying has
+    finished; before that, the time left and how many have been told so far."""
+    if finished is not None:
+        return "[green]met[/]" if finished <= due else f"[red]MISSED[/], finished {fmt(finished)}"
+    so_far = f"{notified} notified so far" if notified else "nobody notified yet"
+    left = due - datetime.now(UTC)
+    if left.total_seconds() < 0:
+        return f"[red]OVERDUE[/] by {-left.days} days; {so_far}"
+    return f"in {left.days} days {left.seconds // 3600} h; {so_far}"
+
+
 def channel_label(channel: str) -> str:
     """``none`` is the ledger's channel for people no channel could be tried for."""
     return "no channel" if channel == "none" else channel
@@ -68,7 +80,11 @@ def print_summary(summary: ResponseSummary) -> None:
         )
         return
     console.print(f"\n[bold]{summary.incident_key}[/] is {summary.state}.")
-    if summary.waiting_for:
+    if summary.open_before_closing:
+        console.print("  [yellow]Open before it closes[/] (breach show lists them too):")
+        for obligation in summary.open_before_closing:
+            console.print(f"    - {obligation}")
+    elif summary.waiting_for:
         console.print(f"  [yellow]Waiting for[/] {summary.waiting_for}.")
     console.print(f"  People affected:   {summary.affected}")
     console.print(f"  People notified:   {summary.notified} ({summary.sent_this_run} in this run)")
@@ -78,8 +94,9 @@ def print_summary(summary: ResponseSummary) -> None:
     for channel, states in summary.by_channel.items():
         console.print(f"    {channel_label(channel):<10} {states_text(states)}")
     if summary.notice_deadline:
-        met = summary.last_sent_at is None or summary.last_sent_at <= summary.notice_deadline
-        verdict = "[green]met[/]" if met else "[red]MISSED[/]"
+        verdict = window_verdict(
+            summary.notice_deadline, summary.notification_finished_at, summary.notified
+        )
         console.print(f"  Notification window: {fmt(summary.notice_deadline)} ({verdict})")
     else:
         console.print("  Notification window: no fixed deadline under the rules and policy")

@@ -141,6 +141,22 @@ def submitted(
     when = parse_time(at, "--at") or utcnow()
     report = record_submission(key, regime, phase, reference=reference, at=when, actor=actor())
     console.print(f"{key.upper()}: {report.label} submitted {fmt(when)}, reference {reference}")
+    _still_open(key)
+
+
+def _still_open(key: str) -> None:
+    """After a filing: whether it was the last thing open, or how much is left."""
+    from breachflow.flows.close.obligations import open_obligations
+
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        if incident.state == "closed":
+            console.print(f"{incident.key} is closed: nothing was left open.")
+        elif incident.state == "reporting":
+            left = len(open_obligations(session, incident))
+            console.print(
+                f"{incident.key} stays open: {left} more to do (breach show {incident.key})."
+            )
 
 
 def acknowledged(

@@ -11,9 +11,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from breachflow.cli.common import Key, channel_label, console, errors, fmt, states_text
+from breachflow.cli.common import (
+    Key,
+    channel_label,
+    console,
+    errors,
+    fmt,
+    states_text,
+    window_verdict,
+)
 from breachflow.cli.reporting import announcement_rows, reports_table
 from breachflow.flows.approve.runbook import waiting_for
+from breachflow.flows.close.obligations import open_obligations
 from breachflow.flows.notify.forecast import Verdict, forecast
 from breachflow.flows.notify.vendor import awaiting_returns
 from breachflow.models import commands, ledger, runtime
@@ -32,6 +41,8 @@ def show(key: Key) -> None:
         people = commands.count_subjects(session, incident)
         announcement = announcement_rows(session, incident.id)
         waiting = waiting_for(session, incident, "notify") or awaiting_returns(session, incident)
+        still_open = open_obligations(session, incident)
+        finished = ledger.notification_finished_at(session, incident)
         filed = reports(session, incident.id)
         ahead = forecast(session, incident, runtime.settings())
         session.expunge_all()
@@ -41,14 +52,19 @@ def show(key: Key) -> None:
     table.add_row("state", str(incident.state))
     if waiting:
         table.add_row("waiting for", f"[yellow]{waiting}[/]")
+    for number, obligation in enumerate(still_open, 1):
+        table.add_row("open before closing" if number == 1 else "", f"[yellow]{obligation}[/]")
     table.add_row("severity", str(incident.severity))
     table.add_row("data categories", ", ".join(incident.data_categories) or "—")
     table.add_row("detected", fmt(incident.detected_at))
     table.add_row("aware", fmt(incident.aware_at))
     table.add_row("contained", fmt(incident.contained_at))
     table.add_row("risk", incident.risk or "not assessed")
-    table.add_row("notification window", _deadline(incident.notice_deadline, incident))
-    table.add_row("policy deadline", _deadline(incident.policy_deadline, incident))
+    for label, due in (
+        ("notification window", incident.notice_deadline),
+        ("policy deadline", incident.policy_deadline),
+    ):
+        table.add_row(label, _deadline(due, incident, finished, outcome.reached))
     table.add_row("closed", fmt(incident.closed_at))
     if incident.purge_after:
         purge = f"done {fmt(incident.purged_at)}" if incident.purged_at else "due"
@@ -77,21 +93,15 @@ def show(key: Key) -> None:
         console.print("regulator reports: none filed yet")
 
 
-def _deadline(due: datetime | None, incident: Incident) -> str:
+def _deadline(
+    due: datetime | None, incident: Incident, finished: datetime | None, notified: int
+) -> str:
     """A deadline and where we stand against it: the dates that must not slip."""
-    from breachflow.models.base import utcnow
-
     if due is None:
         if incident.assessed_at is None:
             return "set when assessed"
         return "no fixed deadline (see `breach obligations`)"
-    if incident.closed_at:
-        verdict = "[green]met[/]" if incident.closed_at <= due else "[red]missed[/]"
-        return f"{fmt(due)} ({verdict})"
-    left = due - utcnow()
-    if left.total_seconds() < 0:
-        return f"{fmt(due)} ([red]overdue by {-left.days} days[/])"
-    return f"{fmt(due)} (in {left.days} days {left.seconds // 3600} h)"
+    return f"{fmt(due)} ({window_verdict(due, finished, notified)})"
 
 
 def list_incidents() -> None:

@@ -28,13 +28,17 @@ def runbook(key: Key) -> None:
     for column in ("phase", "step", "title", "owner", "due", "status"):
         table.add_column(column)
     for item in items:
-        if item.done:
-            status = f"[green]done[/] {fmt(item.done.done_at)} by {item.done.done_by}"
+        if item.done_at:
+            status = f"[green]done[/] {fmt(item.done_at)} by {item.done_by}"
+        elif item.not_applicable:
+            status = f"[dim]does not apply: {item.not_applicable}[/]"
         elif item.overdue(now):
             status = "[red]OVERDUE[/]"
         else:
             status = "open"
-        gate = " (gates notification)" if item.step.gates else ""
+        gate = {"notify": " (gates notification)", "close": " (gates closing)"}.get(
+            item.step.gates or "", ""
+        )
         due = fmt(item.due_at) if item.due_at else "when its anchor is known"
         table.add_row(item.phase, item.step.id, item.step.title + gate, item.step.role, due, status)
     console.print(table)

@@ -8,9 +8,10 @@ from typing import Any
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from breachflow.flows.close.obligations import open_obligations
 from breachflow.models import ledger
 from breachflow.models.base import utcnow
-from breachflow.models.commands import get_incident
+from breachflow.models.commands import count_subjects, get_incident
 from breachflow.models.errors import InvalidInput, safe_reason
 from breachflow.models.incident import IncidentState
 from breachflow.models.runtime import database, settings
@@ -32,8 +33,11 @@ class ResponseSummary(BaseModel):
     outbox: str | None
     reports: str
     notice_deadline: datetime | None
-    last_sent_at: datetime | None
+    #: When notifying individuals finished (its last notice); None while it has not.
+    notification_finished_at: datetime | None
     waiting_for: str | None = None  # a gate: what a person must do before the run goes on
+    #: While ``reporting``: each obligation still open (flows/close/obligations.py).
+    open_before_closing: list[str] = []
 
 
 def flow_actor() -> str:
@@ -111,12 +115,14 @@ def summarize(incident_key: str, since: datetime | None = None) -> ResponseSumma
         by_channel = ledger.channel_counts(session, incident)
         reasons = ledger.unreachable_reasons(session, incident)
         sent = ledger.reached_since(session, incident, since) if since else 0
-        last_sent = ledger.last_sent_at(session, incident)
+        finished = ledger.notification_finished_at(session, incident)
+        imported = count_subjects(session, incident)
+        still_open = open_obligations(session, incident)
     sandbox = config.notifier_mode is NotifierMode.SANDBOX
     return ResponseSummary(
         incident_key=incident.key,
         state=str(incident.state),
-        affected=people.affected,
+        affected=imported,
         notified=people.reached,
         unreachable=people.unreachable,
         unreachable_reasons=reasons,
@@ -127,5 +133,6 @@ def summarize(incident_key: str, since: datetime | None = None) -> ResponseSumma
         outbox=str(config.outbox.resolve()) if sandbox else None,
         reports=str(config.reports.resolve()),
         notice_deadline=incident.notice_deadline,
-        last_sent_at=last_sent,
+        notification_finished_at=finished,
+        open_before_closing=still_open,
     )

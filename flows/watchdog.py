@@ -21,6 +21,7 @@ from prefect import flow
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
+from breachflow.flows.close.step import close_if_done
 from breachflow.flows.notify.dispatch import pacer_for
 from breachflow.flows.notify.forecast import Verdict, forecast
 from breachflow.flows.notify.progress import record_provider_reports
@@ -82,7 +83,8 @@ class WatchdogRun:
 @flow(name="deadline_watchdog")
 def deadline_watchdog() -> WatchdogRun:
     """Warn once per deadline and level; returns the warnings this run gave. Also puts on
-    each timeline how its ledger moved since it last said (provider reports)."""
+    each timeline how its ledger moved since it last said (provider reports), and closes
+    an incident whose last obligation has just ended (an announcement's period)."""
     config = settings()
     now = utcnow()
     given: list[DeadlineAlert] = []
@@ -100,13 +102,14 @@ def deadline_watchdog() -> WatchdogRun:
             late = _look_ahead(session, incident, config, now)
             if late:
                 given.append(late)
+            close_if_done(session, incident, "watchdog")  # e.g. the announcement's period ended
     undelivered = asyncio.run(_escalate(given, config)) if given else []
     return WatchdogRun(given, undelivered, record_provider_reports())
 
 
 def unfiled_report() -> ColumnElement[bool]:
-    """SQL: the incident has a regulator report not filed yet. Closing does not wait for a
-    person to file on a regulator's portal, so a closed incident's deadline may still run."""
+    """SQL: the incident has a regulator report not filed yet. An incident closed early (by a
+    named person, with a reason) may still owe one, and its deadline still runs."""
     return exists().where(
         RegulatorReport.incident_id == Incident.id, RegulatorReport.state.not_in(FILED)
     )

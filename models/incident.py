@@ -25,7 +25,9 @@ class IncidentState(StrEnum):
     ASSESSED = "assessed"
     NOTIFYING = "notifying"
     NOTIFIED = "notified"
-    REPORTED = "reported"
+    #: Everyone notified and the reports written; open while an obligation is: a report to
+    #: file, a report whose clock has not started, an announcement to keep up, a sign-off.
+    REPORTING = "reporting"
     CLOSED = "closed"
     DISMISSED = "dismissed"  # triaged: not a breach
 
@@ -38,8 +40,8 @@ TRANSITIONS: dict[IncidentState, frozenset[IncidentState]] = {
     S.DECLARED: frozenset({S.ASSESSED}),
     S.ASSESSED: frozenset({S.NOTIFYING}),
     S.NOTIFYING: frozenset({S.NOTIFIED}),
-    S.NOTIFIED: frozenset({S.REPORTED}),
-    S.REPORTED: frozenset({S.CLOSED}),
+    S.NOTIFIED: frozenset({S.REPORTING}),
+    S.REPORTING: frozenset({S.CLOSED}),
     S.CLOSED: frozenset(),
     S.DISMISSED: frozenset(),
 }

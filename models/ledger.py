@@ -47,7 +47,7 @@ from breachflow.models.delivery import (
     ProviderEventStatus,
 )
 from breachflow.models.errors import InvalidInput
-from breachflow.models.incident import Incident
+from breachflow.models.incident import Incident, IncidentState
 from breachflow.models.notification import (
     FINAL_STATES,
     REACHED_STATES,
@@ -769,6 +769,17 @@ def last_sent_at(session: Session, incident: Incident) -> datetime | None:
     return session.scalar(
         select(func.max(Notification.sent_at)).where(Notification.incident_id == incident.id)
     )
+
+
+def notification_finished_at(session: Session, incident: Incident) -> datetime | None:
+    """When notifying individuals finished (the last notice sent), or None while it has
+    not: a deadline for telling people is met only by a finished notification."""
+    if (
+        not incident.has_reached(IncidentState.NOTIFIED)
+        or incident.state == IncidentState.DISMISSED
+    ):
+        return None
+    return last_sent_at(session, incident) or incident.assessed_at
 
 
 def _left_without_channel() -> ColumnElement[bool]:

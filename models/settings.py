@@ -197,8 +197,9 @@ class Settings(BaseSettings):
     )
 
     approval_gates: list[str] = Field(
-        default_factory=lambda: ["notify"],
-        description="Flow steps that wait for a person's approval ([] turns gates off).",
+        default_factory=lambda: ["notify", "close"],
+        description="Flow steps that wait for a person's approval: notify (the notice), close"
+        " (the closure sign-off); [] turns gates off.",
     )
 
     serve_threads: int = Field(

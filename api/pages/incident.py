@@ -19,6 +19,7 @@ from breachflow.api.pages.session import page
 from breachflow.api.pages.times import TONE, countdown, when
 from breachflow.flows.announce.decision import announcement_status
 from breachflow.flows.approve import runbook as runbooks
+from breachflow.flows.close.obligations import open_obligations
 from breachflow.flows.notify.forecast import forecast
 from breachflow.flows.watchdog import DeadlineState, DeadlineStatus, deadline_statuses
 from breachflow.models import commands
@@ -59,6 +60,7 @@ async def incident_page(request: Request, key: str) -> Response:
                 "announcement": _announcement(session, incident),
                 "reports": [_report(r, now) for r in reports(session, incident.id)],
                 "runbook": _runbook(session, incident, now),
+                "open_before_closing": open_obligations(session, incident, now),
             }
         may_see = who.role in PERSONAL_DATA
         return render("incident", viewer=who, may_see_people=may_see, **context)
@@ -169,8 +171,9 @@ def _runbook(session: Session, incident: Incident, now: datetime) -> dict[str, A
             "title": item.step.title,
             "role": item.step.role,
             "due": when(item.due_at),
-            "done_by": item.done.done_by if item.done else None,
-            "done_at": when(item.done.done_at) if item.done else None,
+            "done_by": item.done_by,
+            "done_at": when(item.done_at),
+            "not_applicable": item.not_applicable,
             "overdue": item.overdue(now),
             "gates": item.step.gates,
         }

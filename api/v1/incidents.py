@@ -14,14 +14,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from breachflow.api.auth import Caller, Reader, Responder
 from breachflow.flows.announce.decision import announcement_status
+from breachflow.flows.approve.runbook import approvers
 from breachflow.flows.assess.assessment import check_data_categories
+from breachflow.flows.close.obligations import open_obligations
+from breachflow.flows.close.step import close_early
 from breachflow.flows.deployments import start_response
 from breachflow.flows.notify.forecast import forecast
 from breachflow.models import commands, ledger
@@ -89,6 +92,9 @@ class IncidentOut(BaseModel):
     declared_by: str
     created_at: datetime
     closed_at: datetime | None
+    #: While ``reporting``: what must still happen before it closes (reports to file, the
+    #: announcement's period, the closure sign-off).
+    open_before_closing: list[str] = []
 
     @classmethod
     def of(cls, incident: Incident) -> IncidentOut:
@@ -150,7 +156,30 @@ async def list_incidents(
 
 @router.get("/{key}", response_model=IncidentOut)
 async def read(key: str, who: Reader) -> Any:
-    return await _with_incident(key, IncidentOut.of)
+    def work() -> IncidentOut:
+        with database().unit_of_work() as session:
+            incident = commands.get_incident(session, key)
+            still_open = open_obligations(session, incident)
+            return IncidentOut.of(incident).model_copy(update={"open_before_closing": still_open})
+
+    return await run_in_threadpool(work)
+
+
+class EarlyClose(Strict):
+    reason: str = Field(min_length=10, max_length=5000)
+
+
+@router.post("/{key}/close")
+async def close(key: str, body: EarlyClose, who: Reader) -> dict[str, Any]:
+    """Close with obligations still open: only with a reason, by whoever may sign off the
+    closure (compliance, admin); the reason and what was open go on the timeline."""
+    allowed = approvers("closure")
+    if who.role not in allowed:
+        raise HTTPException(
+            403, f"a {who.role} key may not close incidents (allowed: {', '.join(sorted(allowed))})"
+        )
+    still_open = await run_in_threadpool(close_early, key, who.actor, body.reason)
+    return {"incident": key.upper(), "state": "closed", "open_when_closed": still_open}
 
 
 @router.patch("/{key}")

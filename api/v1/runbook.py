@@ -1,8 +1,9 @@
 """``/api/v1/incidents/{key}/runbook`` and ``/approvals``: on-call's checklist over HTTP.
 
 Reading it is for everyone who reads incidents; marking steps done is for on-call,
-responders and admins; an approval (the gate before notification) is for on-call and
-admins, and continues the response in the background.
+responders and admins; an approval (a gated step: the notice before notification, the
+closure sign-off) is for the role that owns its step and for admins, and continues the
+response in the background.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -26,9 +27,7 @@ from breachflow.models.runtime import database
 router = APIRouter(prefix="/api/v1/incidents/{key}", tags=["runbook"])
 
 STEP_TAKERS = frozenset({Role.ADMIN, Role.ONCALL, Role.RESPONDER})
-APPROVERS = frozenset({Role.ADMIN, Role.ONCALL})
 StepTaker = Annotated[Caller, allow(STEP_TAKERS)]
-Approver = Annotated[Caller, allow(APPROVERS)]
 #: An evidence file's name: a plain name, no path, not hidden.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
 
@@ -59,8 +58,10 @@ async def checklist(key: str, who: Reader) -> dict[str, Any]:
                         "evidence_required": item.step.evidence,
                         "gates": item.step.gates,
                         "instructions": item.step.instructions,
-                        "done_at": item.done.done_at if item.done else None,
-                        "done_by": item.done.done_by if item.done else None,
+                        "done_at": item.done_at,
+                        "done_by": item.done_by,
+                        "done_by_event": item.by_event.seq if item.by_event else None,
+                        "not_applicable": item.not_applicable,
                         "note": item.done.note if item.done else None,
                     }
                     for item in items
@@ -75,6 +76,7 @@ async def step_done(key: str, step: str, body: Note, who: StepTaker) -> dict[str
     """Mark a step done (a step that needs evidence: ``…/evidence``)."""
 
     def work() -> dict[str, Any]:
+        _not_a_gate(step)
         with database().unit_of_work() as session:
             incident = commands.get_incident(session, key, lock=True)
             row = runbooks.mark_done(session, incident, step, who.actor, note=body.note)
@@ -94,6 +96,7 @@ async def step_done_with_evidence(
 ) -> dict[str, Any]:
     """Mark a step done with its evidence: the file is the request body (up to 50 MiB),
     kept beside the record under ``filename`` and hashed on the timeline."""
+    _not_a_gate(step)
     with tempfile.TemporaryDirectory() as folder:
         evidence = Path(folder) / filename
         with evidence.open("wb") as out:
@@ -116,9 +119,26 @@ async def step_done_with_evidence(
         return await run_in_threadpool(work)
 
 
+def _not_a_gate(step: str) -> None:
+    """A gated step is given by an approval, with the approval's roles, never as a step."""
+    gate = next((g for g, s in runbooks.GATES.items() if _gate_step_id(s) == step), None)
+    if gate is not None:
+        raise HTTPException(403, f"step {step} is an approval: POST …/approvals/{gate}")
+
+
+def _gate_step_id(flow_step: str) -> str | None:
+    found = runbooks.gate_step(flow_step)
+    return found.id if found else None
+
+
 @router.post("/approvals/{gate}", status_code=202)
-async def approve(key: str, gate: str, body: Note, who: Approver) -> Any:
-    """Approve (``notice``) and continue the response in the background."""
+async def approve(key: str, gate: str, body: Note, who: Reader) -> Any:
+    """Approve (``notice``, ``closure``) and continue the response in the background."""
+    allowed = runbooks.approvers(gate)
+    if who.role not in allowed:
+        raise HTTPException(
+            403, f"a {who.role} key may not approve {gate} (allowed: {', '.join(sorted(allowed))})"
+        )
 
     def work() -> dict[str, str]:
         with database().unit_of_work() as session:

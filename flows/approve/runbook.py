@@ -25,20 +25,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from breachflow import shipped
+from breachflow.models.announcement import latest_decision
 from breachflow.models.base import utcnow
 from breachflow.models.commands import latest_notice
 from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Incident, IncidentState
 from breachflow.models.runbook import StepDone
 from breachflow.models.runtime import settings
-from breachflow.models.timeline import EventKind, record
+from breachflow.models.timeline import EventKind, TimelineEvent, record
 
 RUNBOOKS = shipped("runbooks")
 DEFAULT = "breach-response"
 Anchor = Literal["detected_at", "aware_at", "contained_at", "handling_ended_at"]
 Role = Literal["admin", "responder", "oncall", "compliance"]
-#: What `breach approve INC <gate>` names, and the flow step each holds back.
-GATES = {"notice": "notify"}
+#: What `breach approve INC <gate>` names, and the flow step each holds back: the notice
+#: before anyone is told, the closure sign-off before the incident is closed.
+GATES = {"notice": "notify", "closure": "close"}
 
 
 class Step(BaseModel):
@@ -49,7 +51,13 @@ class Step(BaseModel):
     role: Role
     due: timedelta
     evidence: bool = False
-    gates: Literal["notify"] | None = None
+    gates: Literal["notify", "close"] | None = None
+    #: Timeline events by which the system itself does this step (an import, the
+    #: assessment): the first one ticks it, named as what did it.
+    done_when: list[EventKind] = []
+    #: Only for some incidents: ``suspected`` (opened by an alert or a report from the
+    #: public, so triaged), ``announcement-required``.
+    applies_when: Literal["suspected", "announcement-required"] | None = None
     instructions: str = ""
 
 
@@ -70,9 +78,30 @@ class ChecklistItem:
     step: Step
     due_at: datetime | None  # None while the anchor is not known (e.g. not contained yet)
     done: StepDone | None
+    by_event: TimelineEvent | None = None  # the system did it: the event that did
+    not_applicable: str | None = None  # why this step is not for this incident
+
+    @property
+    def done_at(self) -> datetime | None:
+        if self.done:
+            return self.done.done_at
+        return self.by_event.occurred_at if self.by_event else None
+
+    @property
+    def done_by(self) -> str | None:
+        if self.done:
+            return self.done.done_by
+        if self.by_event:
+            return f"{self.by_event.actor} ({self.by_event.kind}, event #{self.by_event.seq})"
+        return None
 
     def overdue(self, now: datetime) -> bool:
-        return self.done is None and self.due_at is not None and now > self.due_at
+        return (
+            self.done_at is None
+            and self.not_applicable is None
+            and self.due_at is not None
+            and now > self.due_at
+        )
 
 
 @cache
@@ -108,18 +137,53 @@ def checklist(session: Session, incident: Incident) -> list[ChecklistItem]:
         row.step: row
         for row in session.scalars(select(StepDone).where(StepDone.incident_id == incident.id))
     }
+    steps = all_steps().values()
+    kinds = {kind for _, step in steps for kind in step.done_when}
+    first: dict[str, TimelineEvent] = {}
+    for event in session.scalars(
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident.id, TimelineEvent.kind.in_(kinds))
+        .order_by(TimelineEvent.seq)
+    ):
+        first.setdefault(event.kind, event)
     items = []
-    for book, step in all_steps().values():
+    for book, step in steps:
         anchor = getattr(incident, book.anchor)
+        by_system = [first[kind] for kind in step.done_when if kind in first]
         items.append(
             ChecklistItem(
                 phase=book.phase or book.id,
                 step=step,
                 due_at=anchor + step.due if anchor else None,
                 done=done.get(step.id),
+                by_event=min(by_system, key=lambda e: e.seq) if by_system else None,
+                not_applicable=_not_applicable(session, incident, step),
             )
         )
     return items
+
+
+def _was_suspected(session: Session, incident: Incident) -> bool:
+    return (
+        session.scalar(
+            select(TimelineEvent.seq).where(
+                TimelineEvent.incident_id == incident.id,
+                TimelineEvent.kind == EventKind.INCIDENT_SUSPECTED,
+            )
+        )
+        is not None
+    )
+
+
+def _not_applicable(session: Session, incident: Incident, step: Step) -> str | None:
+    """Why ``step`` is not for this incident, or None while it is (or may yet be)."""
+    if step.applies_when == "suspected" and not _was_suspected(session, incident):
+        return "declared by a person: no alert or report to triage"
+    if step.applies_when == "announcement-required":
+        decision = latest_decision(session, incident.id)
+        if decision is not None and not decision.required:
+            return "the announcement was decided not to be needed"
+    return None
 
 
 def mark_done(
@@ -188,14 +252,24 @@ def approve(
     return mark_done(session, incident, step.id, actor, note=note)
 
 
+def approvers(gate: str) -> frozenset[str]:
+    """Who may give the approval ``gate``: the role that owns its step, and admins."""
+    if gate not in GATES:
+        raise InvalidInput(f"nothing to approve called {gate!r}; gates: {', '.join(GATES)}")
+    step = gate_step(GATES[gate])
+    return frozenset({"admin", step.role}) if step else frozenset({"admin"})
+
+
 def gate_step(flow_step: str) -> Step | None:
     return next((s for _, s in all_steps().values() if s.gates == flow_step), None)
 
 
 def waiting_for(session: Session, incident: Incident, flow_step: str) -> str | None:
     """What ``flow_step`` waits for, or None when it may go: the gate is off in the
-    settings, or its step is done for the current notice texts."""
-    if flow_step not in settings().approval_gates or incident.has_reached(IncidentState.NOTIFYING):
+    settings, or its step is done (for the notice, done for the current notice texts)."""
+    if flow_step not in settings().approval_gates:
+        return None
+    if flow_step == "notify" and incident.has_reached(IncidentState.NOTIFYING):
         return None
     step = gate_step(flow_step)
     if step is None:
@@ -203,6 +277,8 @@ def waiting_for(session: Session, incident: Incident, flow_step: str) -> str | N
     row = session.scalar(
         select(StepDone).where(StepDone.incident_id == incident.id, StepDone.step == step.id)
     )
+    if row is not None and flow_step != "notify":
+        return None
     notice = latest_notice(session, incident)
     if row is not None and notice is not None and row.notice_version == notice.version:
         return None

@@ -12,13 +12,15 @@ from datetime import timedelta
 
 from prefect import task
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from breachflow.flows.close.obligations import open_obligations
 from breachflow.flows.steps import STEP_TASK
 from breachflow.models.base import utcnow
 from breachflow.models.commands import get_incident
+from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Incident, IncidentState
 from breachflow.models.notification import Notification
-from breachflow.models.regulator_report import ReportState, reports
 from breachflow.models.runtime import database, settings
 from breachflow.models.settings import NotifierMode
 from breachflow.models.subject import Subject
@@ -28,33 +30,66 @@ from breachflow.notifiers.sandbox import outbox_files
 
 @task(name="close", **STEP_TASK)
 def close(incident_key: str, actor: str) -> str | None:
-    """Close, or say what closing waits for: a report whose clock has not started (the
-    CAC's summary report runs from the end of handling) keeps the incident open, so its
-    facts can still be updated and the report written."""
+    """Close, or say what closing waits for (``obligations.py``): while a report is to
+    be filed, the announcement is up or the sign-off is missing, the incident stays
+    ``reporting`` and its facts can still be updated and reports written."""
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
         if incident.has_reached(IncidentState.CLOSED):
             return None
-        waiting = [r.label for r in reports(session, incident.id) if r.state == ReportState.WAITING]
-        if waiting:
-            return (
-                f"the clock of {', '.join(waiting)}: record it (e.g. breach update"
-                f" {incident.key} --handling-ended-at …), then breach assess and breach run"
-            )
-        incident.closed_at = utcnow()
-        incident.purge_after = incident.closed_at + timedelta(days=settings().retention_days)
-        advance(session, incident, IncidentState.CLOSED, actor)
-        record(
-            session,
-            incident,
-            EventKind.PURGE_SCHEDULED,
-            actor,
-            {
-                "purge_after": incident.purge_after.isoformat(),
-                "retention_days": settings().retention_days,
-            },
-        )
+        return close_if_done(session, incident, actor)
+
+
+def close_if_done(session: Session, incident: Incident, actor: str) -> str | None:
+    """Close ``incident`` if it is ``reporting`` and nothing is open; else what is open.
+
+    Called by the run, and by whatever meets an obligation (a filing recorded, the closure
+    approved, the watchdog seeing an announcement's period end), so the last one closes it.
+    """
+    if incident.state != IncidentState.REPORTING:
+        return None
+    waiting = open_obligations(session, incident)
+    if waiting:
+        return "; ".join(waiting)
+    _close(session, incident, actor, {})
     return None
+
+
+def close_early(incident_key: str, actor: str, reason: str) -> list[str]:
+    """A named person closes the incident with obligations still open, for the record's
+    sake with the reason and the list of what was open; returns that list.
+
+    Only once everyone has been notified and the reports are written (``reporting``):
+    before that, closing would stop the response itself.
+    """
+    if len(reason.strip()) < 10:
+        raise InvalidInput("closing early needs a reason (--reason, 10 characters or more)")
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key, lock=True)
+        if incident.state != IncidentState.REPORTING:
+            raise InvalidInput(
+                f"{incident.key} is {incident.state}: it can be closed early only once everyone"
+                " is notified and the reports are written (state reporting); `breach run` first"
+            )
+        waiting = open_obligations(session, incident)
+        _close(session, incident, actor, {"early": True, "reason": reason.strip(), "open": waiting})
+        return waiting
+
+
+def _close(session: Session, incident: Incident, actor: str, why: dict[str, object]) -> None:
+    incident.closed_at = utcnow()
+    incident.purge_after = incident.closed_at + timedelta(days=settings().retention_days)
+    advance(session, incident, IncidentState.CLOSED, actor, **why)
+    record(
+        session,
+        incident,
+        EventKind.PURGE_SCHEDULED,
+        actor,
+        {
+            "purge_after": incident.purge_after.isoformat(),
+            "retention_days": settings().retention_days,
+        },
+    )
 
 
 def purge_due(actor: str) -> dict[str, int]:

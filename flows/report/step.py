@@ -38,10 +38,10 @@ def report_early(incident_key: str, actor: str) -> None:
 def report(incident_key: str, actor: str) -> None:
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
-        if not incident.has_reached(IncidentState.REPORTED):
+        if not incident.has_reached(IncidentState.REPORTING):
             step_started(session, incident, "report", actor)
             file_reports(session, incident, due(session, incident), actor)
-            advance(session, incident, IncidentState.REPORTED, actor)
+            advance(session, incident, IncidentState.REPORTING, actor)
             step_finished(session, incident, "report", actor)
     unsent = submit_pending(incident_key, actor)
     if unsent:  # like a provider outage: stop before closing, go on when run again

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from breachflow.flows.close.step import close_if_done
 from breachflow.flows.report.filing import (
     due,
     file_one,
@@ -216,6 +217,7 @@ def record_submission(
         record(
             session, incident, EventKind.REPORT_SUBMITTED, actor, summary(report), occurred_at=at
         )
+        close_if_done(session, incident, actor)  # this filing may have been the last thing open
         session.flush()
         session.expunge(report)
     return report

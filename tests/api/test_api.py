@@ -61,6 +61,7 @@ def _declare(server: AppServer, token: str) -> str:
 
 
 READ, WRITE, ALERTS, STEPS, APPROVE = "read", "write", "alerts", "steps", "approve"
+CLOSE = "close"
 #: Every route of /api/v1, with what it needs; ``{key}`` is an incident of the test.
 ROUTES = [
     ("POST", "/api/v1/incidents", WRITE, {"json": INCIDENT}),
@@ -85,6 +86,7 @@ ROUTES = [
         {"params": {"filename": "log.txt"}, "content": b"x"},
     ),
     ("POST", "/api/v1/incidents/{key}/approvals/{gate}", APPROVE, {"json": {}}),
+    ("POST", "/api/v1/incidents/{key}/close", CLOSE, {"json": {"reason": "x" * 20}}),
     (
         "POST",
         "/api/v1/alerts/alertmanager",
@@ -100,7 +102,8 @@ ALLOWED = {
     WRITE: {Role.ADMIN, Role.RESPONDER},
     ALERTS: {Role.ADMIN, Role.ALERT_SOURCE},
     STEPS: {Role.ADMIN, Role.ONCALL, Role.RESPONDER},
-    APPROVE: {Role.ADMIN, Role.ONCALL},
+    APPROVE: {Role.ADMIN, Role.ONCALL},  # the notice; the closure: compliance and admin
+    CLOSE: {Role.ADMIN, Role.COMPLIANCE},
 }
 
 
@@ -165,7 +168,7 @@ def test_a_responder_declares_updates_and_every_write_names_the_key_on_the_timel
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_a_run_started_over_the_api_notifies_and_closes_the_incident(api):
+def test_a_run_started_over_the_api_notifies_and_a_named_person_closes_it(api):
     server, tokens = api
     responder = _client(server, tokens[Role.RESPONDER])
     key = _declare(server, tokens[Role.RESPONDER])
@@ -179,13 +182,20 @@ def test_a_run_started_over_the_api_notifies_and_closes_the_incident(api):
     started = responder.post(f"/api/v1/incidents/{key}/runs")
     assert started.status_code == 202
     deadline = time.monotonic() + 120
-    while responder.get(f"/api/v1/incidents/{key}").json()["state"] != "closed":
-        assert time.monotonic() < deadline, "the run did not close the incident in 2 minutes"
+    while responder.get(f"/api/v1/incidents/{key}").json()["state"] != "reporting":
+        assert time.monotonic() < deadline, "the run did not notify everyone in 2 minutes"
         time.sleep(0.5)
+    shown = responder.get(f"/api/v1/incidents/{key}").json()
+    assert any("uk-gdpr" in line for line in shown["open_before_closing"])
     counts = responder.get(f"/api/v1/incidents/{key}/notifications").json()
     assert (counts["reached"], counts["unreachable"]) == (2, 1)
     reports = responder.get(f"/api/v1/incidents/{key}/reports").json()
     assert {r["regime"] for r in reports} >= {"uk-gdpr", "cn-pipl"}
+    reason = {"reason": "Filed by post by the DPO; references in ticket DPO-4."}
+    closed = _client(server, tokens[Role.COMPLIANCE]).post(
+        f"/api/v1/incidents/{key}/close", json=reason
+    )
+    assert closed.status_code == 200 and closed.json()["open_when_closed"], closed.text
     again = responder.post(f"/api/v1/incidents/{key}/runs")
     assert again.status_code == 422 and "closed" in again.json()["detail"]
 

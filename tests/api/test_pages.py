@@ -35,6 +35,7 @@ from breachflow.models.delivery import Channel, DeliveryResult, DeliveryStatus
 from breachflow.models.incident import IncidentState
 from breachflow.models.notice import parse_notice_texts
 from breachflow.models.notification import Notification, NotificationState
+from breachflow.models.subject import Subject
 from breachflow.models.timeline import TimelineEvent
 from tests.api.test_callbacks import AppServer
 from tests.conftest import SQLITE_ONLY, free_port
@@ -112,11 +113,14 @@ def _send(session, incident) -> None:  # type: ignore[no-untyped-def]
             for row in rows
         ]
         ledger.record_results(session, "w1", results, policy, chain)
-    first = session.scalar(
+    first = session.scalar(  # S1's email, named: the queue's row order is the database's
         select(Notification)
-        .where(Notification.incident_id == incident.id)
-        .order_by(Notification.id)
-        .limit(1)
+        .join(Subject, Subject.id == Notification.subject_id)
+        .where(
+            Notification.incident_id == incident.id,
+            Notification.channel == Channel.EMAIL,
+            Subject.external_id == "S1",
+        )
     )
     first.state, first.delivered_at = NotificationState.DELIVERED, utcnow()
 
@@ -221,7 +225,8 @@ def test_the_pages_in_chromium_board_incident_timeline_and_a_tampered_chain(
     assert any(re.fullmatch(r"Email\t3\t2\t1\t1\t1\t0\t0", c) for c in counts), counts
     assert any(re.fullmatch(r"No channel\t1\t0\t0\t1\t0\t1\t0", c) for c in counts), counts
     assert "ICO-123" in page.locator("#reports").inner_text()
-    assert "1 of" in page.locator("#runbook h2").inner_text()
+    # triage-decide by a person; the import, the assessment and the notice by the system
+    assert "4 of 32 steps done" in page.locator("#runbook h2").inner_text()
     assert "published" in page.locator("#announcement").inner_text()
     assert "ada@example.com" not in page.content()  # no contact details on this page
     for download in ("PDF report", "Timeline CSV", "JSON", "Verifiable bundle"):

@@ -54,7 +54,8 @@ def test_by_hand_declare_import_run_show_timeline_verify(breach, db, settings, t
     assert "People unreachable: 2" in ran.stdout
 
     shown = breach("show", key)
-    assert "closed" in shown.stdout and "notices by email" in shown.stdout
+    assert "reporting" in shown.stdout and "notices by email" in shown.stdout
+    assert "open before closing" in shown.stdout  # the reports a person must file
     assert "2026-11-20 07:00:00 UTC" in shown.stdout  # aware-at, normalized to UTC
     assert "2026-12-20 07:00:00 UTC" in shown.stdout  # + 30 calendar days
 
@@ -68,7 +69,7 @@ def test_by_hand_declare_import_run_show_timeline_verify(breach, db, settings, t
     assert [r["line"] for r in imported_event["payload"]["rejected_lines"]] == [15]
 
     again = breach("run", key)
-    assert "nothing to do, nothing was sent" in again.stdout
+    assert "People notified:   10 (0 in this run)" in again.stdout
 
     verified = breach("audit", "verify", key)
     assert verified.returncode == 0 and "verified" in verified.stdout
@@ -187,3 +188,47 @@ def test_examples_into_a_file_is_a_clear_error(breach, tmp_path):
     answer = breach("examples", str(taken))
     assert answer.returncode == 1
     assert "cannot write" in answer.stderr and "Traceback" not in answer.stderr
+
+
+def test_the_first_run_says_what_is_true_before_and_after_the_approval(
+    breach, db, settings, tmp_path
+):
+    """Before the approval: everyone imported is counted, nobody is notified, the deadline
+    is ahead (once this said "People affected: 0" and the window "met"). After it: the
+    incident is reporting, with what is open listed, until a named person closes it."""
+    gates = {"BREACH_APPROVAL_GATES": '["notify", "close"]'}
+    declared = breach(
+        "declare", "--title", "Support credential misuse", "--severity", "high",
+        "--detected-at", "2026-12-01T09:30:00+08:00", "--aware-at", "2026-12-01T15:00:00+08:00",
+        "--data-category", "email", "--description", "A stolen credential exported records.",
+        "--notice", str(EXAMPLE_NOTICE),
+    )  # fmt: skip
+    key = declared.stdout.strip()
+    csv_path = write_csv(tmp_path / "affected.csv", people(18))
+    assert breach("subjects", "import", key, str(csv_path)).returncode == 0
+
+    first = breach("run", key, **gates)
+    assert first.returncode == 0, first.stderr
+    assert f"breach approve {key} notice" in first.stdout
+    assert "People affected:   18" in first.stdout
+    assert "People notified:   0" in first.stdout
+    assert "nobody notified yet" in first.stdout and "met" not in first.stdout
+    shown = breach("show", key, **gates)
+    assert "nobody notified yet" in shown.stdout and "(met)" not in shown.stdout
+
+    approved = breach("approve", key, "notice", "--note", "checked", **gates)
+    assert approved.returncode == 0, approved.stderr
+    assert f"{key} is reporting." in approved.stdout
+    assert "Open before it closes" in approved.stdout
+    assert f"breach approve {key} closure" in approved.stdout
+    assert "Notification window: 2026-12-31 07:00:00 UTC (met)" in approved.stdout
+    shown = breach("show", key, **gates)
+    assert "open before closing" in shown.stdout and "reporting" in shown.stdout
+
+    refused = breach("close", key, "--reason", "short", **gates)
+    assert refused.returncode != 0 and "needs a reason" in refused.stderr
+    closed = breach("close", key, "--reason", "Merged into INC-2026-0002 by the DPO.", **gates)
+    assert closed.returncode == 0, closed.stderr
+    assert f"{key} is closed" in closed.stdout and "still open when closed" in closed.stdout
+    again = breach("run", key, **gates)
+    assert "already closed: nothing to do, nothing was sent" in again.stdout

@@ -155,7 +155,7 @@ def test_served_deployments_run_the_watchdog_on_schedule_and_the_response_on_app
         assert prefect.read_flow_run(run_id).state.is_completed()
         assert timeline_kinds(db, key).count("notices.queued") == 1
         with db.unit_of_work() as session:
-            assert commands.get_incident(session, key).state == "closed"
+            assert commands.get_incident(session, key).state == "reporting"
 
 
 def test_a_prefect_server_that_cannot_be_reached_is_said_plainly_and_loses_no_alert(
@@ -186,9 +186,9 @@ def test_a_prefect_server_that_cannot_be_reached_is_said_plainly_and_loses_no_al
 
 def test_embedded_serve_runs_the_watchdog_beside_the_server(db, settings, prefect_api):
     """The default: no deployments, the watchdog in a loop inside `breach serve`. The
-    incident is closed with its GDPR report still to file by hand: that deadline runs on."""
+    incident is reporting, with its GDPR report still to file by hand: that deadline runs."""
     key = seed_incident(db, runtime.settings(), people(2), aware_days_ago=2)
-    assert incident_response(key, requested_by="test").state == "closed"  # reports pending
+    assert incident_response(key, requested_by="test").state == "reporting"  # reports pending
     env = os.environ | {"PREFECT_API_URL": prefect_api}  # BREACH_PREFECT_DEPLOYMENTS=false
     server = subprocess.Popen(
         [BREACH, "serve", "--port", str(free_port()), "--watchdog-every", "1"],

@@ -50,7 +50,8 @@ def test_every_reachable_person_gets_one_complete_notice_in_their_locale(db, set
         assert person.name in text
         assert key in text and key in html
         assert message["Message-ID"].endswith("@example.com>")
-    assert summary.state == "closed"
+    assert summary.state == "reporting"  # the reports are for a person to file
+    assert f"breach report submitted {key} uk-gdpr --phase initial" in summary.waiting_for
     assert (summary.notified, summary.unreachable) == (37, 3)
     assert list(summary.unreachable_reasons.values()) == [3]
     assert "@-sign" in next(iter(summary.unreachable_reasons))
@@ -82,8 +83,8 @@ def test_the_timeline_tells_the_whole_story_and_verifies(db, settings, live_smtp
         "step.finished",
         "step.started",
         "report.written",
-        "step.finished",
         "incident.state_changed",
+        "step.finished",
         "run.finished",
     ]
     position = 0
@@ -92,7 +93,7 @@ def test_the_timeline_tells_the_whole_story_and_verifies(db, settings, live_smtp
             position += 1
     assert position == len(expected_in_order), kinds
     states = [k for k in kinds if k == "incident.state_changed"]
-    assert len(states) == 5  # assessed, notifying, notified, reported, closed
+    assert len(states) == 4  # assessed, notifying, notified, reporting: reports to file
     with db.unit_of_work() as session:
         check = verify_chain(session, commands.get_incident(session, key))
     assert check.ok and check.events == len(kinds)
@@ -103,11 +104,14 @@ def test_second_run_sends_nothing_and_says_so(db, settings, live_smtp):
     incident_response(key, requested_by="test")
     first = len(live_smtp.received)
 
+    before = len(timeline_kinds(db, key))
     again = incident_response(key, requested_by="test")
 
     assert len(live_smtp.received) == first == 10
-    assert again.nothing_to_do and again.sent_this_run == 0
-    assert timeline_kinds(db, key)[-2:] == ["run.started", "run.finished"]
+    assert again.sent_this_run == 0 and again.notified == 10 and again.state == "reporting"
+    added = timeline_kinds(db, key)[before:]
+    assert added[0] == "run.started" and added[-1] == "run.finished"
+    assert not [kind for kind in added if kind.startswith(("notices.", "report."))]
 
 
 def test_temporary_refusals_are_retried_and_a_permanent_one_spares_the_rest(
@@ -199,7 +203,7 @@ def test_a_mail_server_outage_stops_the_run_loses_nobody_and_a_rerun_finishes(
     monkeypatch.setenv("BREACH_SMTP_URL", f"smtp://127.0.0.1:{controller.port}")
     runtime.reset()
     summary = incident_response(key, requested_by="test")
-    assert summary.state == "closed" and summary.notified == 5
+    assert summary.state == "reporting" and summary.notified == 5
     assert sorted(handler.by_recipient()) == sorted(p.email for p in persons)
 
 
@@ -208,7 +212,7 @@ def test_closing_schedules_the_purge_and_purge_deletes_contacts_keeps_the_record
 ):
     """Retention 0 days: `breach purge` deletes every contact detail and the sandbox copies;
     counts, ledger states and a verifiable timeline remain."""
-    from breachflow.flows.close.step import purge_due
+    from breachflow.flows.close.step import close_early, purge_due
     from breachflow.models.subject import Subject
 
     monkeypatch.setenv("BREACH_RETENTION_DAYS", "0")
@@ -217,6 +221,8 @@ def test_closing_schedules_the_purge_and_purge_deletes_contacts_keeps_the_record
     incident_response(key, requested_by="test")
     outbox = settings.outbox / "email"
     assert len(list(outbox.glob("*.eml"))) == 6
+    assert purge_due("test:cron") == {}  # not closed yet: reports are still to file
+    close_early(key, "cli:dpo", "Reports filed on paper; references in ticket DPO-9.")
 
     assert purge_due("test:cron") == {key: 6}
     assert purge_due("test:cron") == {}  # once only
@@ -233,7 +239,7 @@ def test_closing_schedules_the_purge_and_purge_deletes_contacts_keeps_the_record
         assert incident.purged_at is not None
         assert verify_chain(session, incident).ok
     assert timeline_kinds(db, key)[-3:] == [
+        "incident.state_changed",
         "contacts.purge_scheduled",
-        "run.finished",
         "contacts.purged",
     ]

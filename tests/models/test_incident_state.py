@@ -15,7 +15,7 @@ from breachflow.models.incident import TRANSITIONS, Incident, IncidentState, Sev
 from breachflow.models.timeline import EventKind, TimelineEvent
 
 S = IncidentState
-HAPPY_PATH = [S.DECLARED, S.ASSESSED, S.NOTIFYING, S.NOTIFIED, S.REPORTED, S.CLOSED]
+HAPPY_PATH = [S.DECLARED, S.ASSESSED, S.NOTIFYING, S.NOTIFIED, S.REPORTING, S.CLOSED]
 LEGAL = sorted((state, target) for state, targets in TRANSITIONS.items() for target in targets)
 ILLEGAL = [
     (state, target)

@@ -7,8 +7,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from breachflow.flows.approve import runbook as runbooks
 from breachflow.flows.incident import incident_response
 from breachflow.models import commands, runtime
+from breachflow.models.base import utcnow
+from breachflow.models.incident import Severity
 from breachflow.models.notice import parse_notice_texts
 from tests.conftest import SQLITE_ONLY
 from tests.flows.test_incident_flow import timeline_kinds
@@ -42,7 +45,8 @@ def test_notification_waits_for_the_approval_and_continues_once_approved_elsewhe
 
     approved = breach("approve", key, "notice", "--note", "v1 checked against the facts")
     assert approved.returncode == 0, approved.stderr
-    assert f"{key} is closed" in approved.stdout  # the approval continued the response
+    assert f"{key} is reporting" in approved.stdout  # the approval continued the response
+    assert "People notified:   6" in approved.stdout
     assert len(live_smtp.received) == len(persons)
     kinds = timeline_kinds(db, key)
     assert kinds.count("approval.awaited") == 2 and kinds.count("approval.given") == 1
@@ -92,3 +96,46 @@ def test_the_checklist_shows_owners_due_times_overdue_steps_and_kept_evidence(
     )
     assert twice.returncode == 1 and "was done by" in twice.stderr
     assert "runbook.step_done" in timeline_kinds(db, key)
+
+
+def _items(db, key: str) -> dict[str, runbooks.ChecklistItem]:
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        found = {item.step.id: item for item in runbooks.checklist(session, incident)}
+        session.expunge_all()
+        return found
+
+
+def test_the_system_ticks_what_it_did_and_triage_does_not_apply_to_a_declared_incident(
+    db, gated, breach
+):
+    """Once, right after declaring, 9 steps were OVERDUE: triage of alerts no alert
+    opened, and the import, assessment and notice the system had already recorded."""
+    key = seed_incident(db, gated, people(2), aware_days_ago=5)  # declared by a person
+    incident_response(key, requested_by="test")  # assesses, then waits for the approval
+    items = _items(db, key)
+    now = utcnow()
+    for step in ("triage-review-alerts", "triage-decide", "triage-set-clocks"):
+        assert items[step].not_applicable and not items[step].overdue(now), step
+    for step, kind in {
+        "assessment-import-subjects": "subjects.imported",
+        "assessment-first-assess": "assessment.recorded",
+        "notification-write-texts": "notice.set",
+    }.items():
+        assert items[step].done_at is not None and kind in items[step].done_by, step
+        assert not items[step].overdue(now)
+    assert items["notification-run"].done_at is None  # nobody notified yet: still to do
+    assert items["notification-approve-notice"].overdue(now)  # due 2 days after aware
+
+    listed = breach("runbook", key).stdout
+    assert "does not apply: declared by a person" in listed
+    assert "subjects.imported, event #" in listed
+
+    with db.unit_of_work() as session:  # an incident an alert opened is triaged
+        opened = commands.declare(
+            session, title="Alert", description="From the SIEM.", severity=Severity.HIGH,
+            detected_at=utcnow(), aware_at=utcnow(), data_categories=["email"],
+            actor="alert:siem", suspected=True,
+        )  # fmt: skip
+        alert_key = opened.key
+    assert _items(db, alert_key)["triage-review-alerts"].not_applicable is None

@@ -156,7 +156,7 @@ def test_live_run_reaches_each_person_once_on_the_right_channel(db, settings, tm
 
     summary = incident_response(key, requested_by="test-live")
 
-    assert summary.state == "closed"
+    assert summary.state == "reporting"  # notified; reports to file
     assert (summary.affected, summary.notified, summary.unreachable) == (12, 11, 1)
     rows = ledger_rows(db, key)
     # SMS and calls are "sent" when Twilio accepts them, "delivered" once it reports so.
@@ -297,7 +297,7 @@ def test_reported_outcomes_drive_delivery_call_retries_and_fallback(db, settings
     assert rows["Q2"][0].last_error == "sms: twilio error 30005"
     assert rows["Q3"][1].attempts == 2
     assert rows["Q3"][1].last_error == "voice: gave up after 2 attempts: call busy"
-    assert summary.state == "closed"
+    assert summary.state == "reporting"  # notified; reports to file
     assert (summary.notified, summary.unreachable, summary.pending) == (3, 0, 0)
     [batch] = letter_batches(live.dropbox)
     assert [row["recipient_name"] for row in manifest_rows(batch)] == ["Person Q3"]
@@ -326,7 +326,7 @@ def test_a_call_reported_after_the_run_is_followed_up_by_breach_dispatch(
     summary = incident_response(key, requested_by="test-live")
     [busy] = live.twilio.wait_for_callbacks(1, timeout=30)
 
-    assert summary.state == "closed"
+    assert summary.state == "reporting"  # notified; reports to file
     assert busy.status == 204
     assert trail(ledger_rows(db, key)["V"]) == [("voice", "failed_temporary")]
     with db.unit_of_work() as session:

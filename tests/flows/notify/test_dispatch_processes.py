@@ -190,13 +190,13 @@ def close_with_breach_run(dispatchers: Dispatchers, db, key: str, sink: Recordin
     rows_before = ledger_rows(db, key)
     done = dispatchers.run("run", key)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"{key} is closed" in done.stdout
+    assert f"{key} is reporting" in done.stdout
     assert "(0 in this run)" in done.stdout
     assert len(sink.received) == received
     assert ledger_rows(db, key) == rows_before
     with db.unit_of_work() as session:
         incident = commands.get_incident(session, key)
-        assert incident.state == "closed"
+        assert incident.state == "reporting"
         assert verify_chain(session, incident).ok
 
 

@@ -200,7 +200,7 @@ def test_shards_run_on_two_workers_and_survive_one_killed_mid_shard(
 
     with db.unit_of_work() as session:
         incident = commands.get_incident(session, key)
-        assert incident.state == "closed"
+        assert incident.state == "reporting"
         rows = session.execute(
             select(Notification.subject_id, Notification.state).where(
                 Notification.incident_id == incident.id

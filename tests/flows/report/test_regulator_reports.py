@@ -74,7 +74,7 @@ def test_eu_and_chinese_residents_get_gdpr_pipl_and_cac_reports_by_email_with_th
 
     summary = incident_response(key, requested_by="test")
     # The CAC's summary report runs from the end of handling: the incident stays open.
-    assert summary.state == "reported" and "--handling-ended-at" in summary.waiting_for
+    assert summary.state == "reporting" and "--handling-ended-at" in summary.waiting_for
 
     filed = _reports(db, key)
     for wanted in [

@@ -285,7 +285,8 @@ def waiting_for(session: Session, incident: Incident, flow_step: str) -> str | N
     gate = next(name for name, target in GATES.items() if target == flow_step)
     again = " (the notice texts changed since the last approval)" if row else ""
     return (
-        f"{step.title}: a {step.role} or admin approves it{again} with"
+        f"{step.title}: {'an' if step.role[0] in 'aeiou' else 'a'} {step.role} or admin"
+        f" approves it{again} with"
         f" `breach approve {incident.key} {gate}`"
     )
 

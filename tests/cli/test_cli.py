@@ -190,6 +190,7 @@ def test_examples_into_a_file_is_a_clear_error(breach, tmp_path):
     assert "cannot write" in answer.stderr and "Traceback" not in answer.stderr
 
 
+@SQLITE_ONLY  # what is printed; the closing itself runs on both in tests/flows/close
 def test_the_first_run_says_what_is_true_before_and_after_the_approval(
     breach, db, settings, tmp_path
 ):

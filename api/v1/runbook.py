@@ -121,14 +121,9 @@ async def step_done_with_evidence(
 
 def _not_a_gate(step: str) -> None:
     """A gated step is given by an approval, with the approval's roles, never as a step."""
-    gate = next((g for g, s in runbooks.GATES.items() if _gate_step_id(s) == step), None)
+    gate = runbooks.approval_of(step)
     if gate is not None:
         raise HTTPException(403, f"step {step} is an approval: POST …/approvals/{gate}")
-
-
-def _gate_step_id(flow_step: str) -> str | None:
-    found = runbooks.gate_step(flow_step)
-    return found.id if found else None
 
 
 @router.post("/approvals/{gate}", status_code=202)

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from breachflow import shipped
-from breachflow.models.announcement import latest_decision
+from breachflow.models.announcement import AnnouncementDecision, latest_decision
 from breachflow.models.base import utcnow
 from breachflow.models.commands import latest_notice
 from breachflow.models.errors import InvalidInput
@@ -138,7 +138,7 @@ def checklist(session: Session, incident: Incident) -> list[ChecklistItem]:
         for row in session.scalars(select(StepDone).where(StepDone.incident_id == incident.id))
     }
     steps = all_steps().values()
-    kinds = {kind for _, step in steps for kind in step.done_when}
+    kinds = {kind for _, step in steps for kind in step.done_when} | {EventKind.INCIDENT_SUSPECTED}
     first: dict[str, TimelineEvent] = {}
     for event in session.scalars(
         select(TimelineEvent)
@@ -146,6 +146,8 @@ def checklist(session: Session, incident: Incident) -> list[ChecklistItem]:
         .order_by(TimelineEvent.seq)
     ):
         first.setdefault(event.kind, event)
+    suspected = EventKind.INCIDENT_SUSPECTED in first
+    decision = latest_decision(session, incident.id)
     items = []
     for book, step in steps:
         anchor = getattr(incident, book.anchor)
@@ -157,32 +159,21 @@ def checklist(session: Session, incident: Incident) -> list[ChecklistItem]:
                 due_at=anchor + step.due if anchor else None,
                 done=done.get(step.id),
                 by_event=min(by_system, key=lambda e: e.seq) if by_system else None,
-                not_applicable=_not_applicable(session, incident, step),
+                not_applicable=_not_applicable(step, suspected, decision),
             )
         )
     return items
 
 
-def _was_suspected(session: Session, incident: Incident) -> bool:
-    return (
-        session.scalar(
-            select(TimelineEvent.seq).where(
-                TimelineEvent.incident_id == incident.id,
-                TimelineEvent.kind == EventKind.INCIDENT_SUSPECTED,
-            )
-        )
-        is not None
-    )
-
-
-def _not_applicable(session: Session, incident: Incident, step: Step) -> str | None:
+def _not_applicable(
+    step: Step, suspected: bool, decision: AnnouncementDecision | None
+) -> str | None:
     """Why ``step`` is not for this incident, or None while it is (or may yet be)."""
-    if step.applies_when == "suspected" and not _was_suspected(session, incident):
+    if step.applies_when == "suspected" and not suspected:
         return "declared by a person: no alert or report to triage"
-    if step.applies_when == "announcement-required":
-        decision = latest_decision(session, incident.id)
-        if decision is not None and not decision.required:
-            return "the announcement was decided not to be needed"
+    needed = decision is None or decision.required
+    if step.applies_when == "announcement-required" and not needed:
+        return "the announcement was decided not to be needed"
     return None
 
 
@@ -258,6 +249,13 @@ def approvers(gate: str) -> frozenset[str]:
         raise InvalidInput(f"nothing to approve called {gate!r}; gates: {', '.join(GATES)}")
     step = gate_step(GATES[gate])
     return frozenset({"admin", step.role}) if step else frozenset({"admin"})
+
+
+def approval_of(step_id: str) -> str | None:
+    """The approval (``notice``, ``closure``) that gives step ``step_id``, if it is a gate."""
+    found = all_steps().get(step_id)
+    gates = found[1].gates if found else None
+    return next((name for name, target in GATES.items() if target == gates), None)
 
 
 def gate_step(flow_step: str) -> Step | None:

@@ -24,11 +24,30 @@ from breachflow.models.timeline import EventKind, advance, record
 def notify(incident_key: str, actor: str) -> str | None:
     """Queue everyone, dispatch until every row is final, then record the outcome.
 
+    A provider's report can come after the sending stopped waiting for it
+    (``BREACH_REPORT_WAIT_SECONDS``) and reopen a row: a text undelivered moves its person
+    to the next channel, a call not answered is tried again. Those are sent too before the
+    outcome is recorded, up to ``SEND_ROUNDS`` times.
+
     Returns what notification still waits for (letters with the mailing vendor until its
     return file is imported), or None when it is done."""
     queue_notices(incident_key, actor)
-    send_everything(incident_key, actor)  # on Prefect workers, or here
+    for _ in range(SEND_ROUNDS):
+        send_everything(incident_key, actor)  # on Prefect workers, or here
+        if not reopened(incident_key):
+            break
     return finish_notify(incident_key, actor)
+
+
+SEND_ROUNDS = 3
+
+
+def reopened(incident_key: str) -> int:
+    """Rows a dispatcher has to send again, reopened by a report after the sending ended
+    (a letter with the mailing vendor is not one: the vendor's return file finishes it)."""
+    with database().unit_of_work() as session:
+        incident = get_incident(session, incident_key)
+        return ledger.unfinished(session, incident) - ledger.with_vendor(session, incident)[0]
 
 
 @task(name="queue-notices", **STEP_TASK)

@@ -44,7 +44,7 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             roll = rng.random()
             if rng.random() < 0.4:
                 row = [f"C{n:09d}", f"王{n % 997}", f"u{n}@example.cn", f"139{n % 100_000_000:08d}",
-                       "zh-CN", "CN", "CN-44", "pro"]  # fmt: skip
+                       "zh-CN", "CN", "CN-GD", "pro"]  # fmt: skip
             else:
                 phone = f"+1 {rng.choice(AREA_CODES)} {200 + n // 10_000 % 800} {n % 10_000:04d}"
                 row = [f"C{n:09d}", f"Alex Smith {n % 997}", f"u{n}@example.com",

@@ -90,7 +90,7 @@ def _person(n: int, chinese: bool, rng: random.Random) -> dict[str, str]:
             "address": f"广东省广州市天河区\n体育西路{n % 200 + 1}号\n510000",
             "locale": "zh-CN",
             "country": "CN",
-            "region": "CN-44",
+            "region": "CN-GD",
         }
     area = US_AREA_CODES[n % len(US_AREA_CODES)]
     return {

@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from breachflow.flows.assess.readers import Record
 from breachflow.models.crypto import Vault
 from breachflow.notifiers.push.common import validate_push_contact
+from breachflow.rules import places
 from breachflow.rules.vocab import data_categories
 
 MAX_FIELD = 1000  # longer cells are hostile or broken exports; no real name is this long
@@ -165,6 +166,29 @@ def shape_problem(values: dict[str, str]) -> str | None:
     return None
 
 
+def residence(values: dict[str, str], warnings: list[str]) -> tuple[str | None, str | None]:
+    """The person's country and subdivision as ISO 3166 codes in force, or None with a
+    warning: a code that is not one (``XX``, ``CN-44``) would be counted as a residence
+    and could bring in, or leave out, a regime. A bare subdivision (``CA``) is read in
+    the person's country; a subdivision of another country than the one given is refused."""
+    country = values.get("country", "").strip().upper() or None
+    if country and not (COUNTRY.match(country) and places.is_country(country)):
+        warnings.append(f"country {country[:10]!r} is not an ISO 3166-1 country code")
+        country = None
+    region = values.get("region", "").strip().upper() or None
+    if region and country and "-" not in region:
+        region = f"{country}-{region}"
+    if region and not (REGION.match(region) and places.is_subdivision(region)):
+        warnings.append(f"region {region[:10]!r} is not an ISO 3166-2 subdivision code")
+        region = None
+    if region and country and not region.startswith(f"{country}-"):
+        warnings.append(f"region {region!r} is not in country {country!r}; region ignored")
+        region = None
+    if region and not country:
+        country = region.split("-")[0]
+    return country, region
+
+
 def validate(
     record: Record, incident_id: int, vault: Vault, default_locale: str
 ) -> Person | Rejection:
@@ -181,18 +205,7 @@ def validate(
         return Rejection(record.line, f"subject_id is over {MAX_SUBJECT_ID} characters")
 
     warnings: list[str] = []
-    country = values.get("country", "").strip().upper() or None
-    if country and not COUNTRY.match(country):
-        warnings.append(f"country {country[:10]!r} is not an ISO 3166-1 code")
-        country = None
-    region = values.get("region", "").strip().upper() or None
-    if region and country and "-" not in region:
-        region = f"{country}-{region}"
-    if region and not REGION.match(region):
-        warnings.append(f"region {region[:10]!r} is not an ISO 3166-2 code")
-        region = None
-    if region and not country:
-        country = region[:2]
+    country, region = residence(values, warnings)
 
     email, email_problem = normalize_email(values.get("email", "").strip())
     phone, phone_region, phone_problem = normalize_phone(values.get("phone", "").strip(), country)

@@ -34,6 +34,7 @@ from breachflow.models.timeline import EventKind, record
 from breachflow.rendering.environment import TEMPLATES, environment
 from breachflow.rendering.pdf import PdfRenderer
 from breachflow.rules import Obligation
+from breachflow.rules.places import place_name, residence_rows
 
 #: Regimes whose reports are written in Chinese, from the Chinese notice texts.
 CHINESE = frozenset({"cn-pipl", "cn-cac-2025", "cn-gbt35273"})
@@ -217,7 +218,8 @@ def content(
         },
         "F4": {
             "affected": facts.get("affected_total") or people.affected,
-            "by_residence": facts.get("residents", {}),
+            "residents": facts.get("residents", {}),
+            "by_residence": _residences(facts, locale),
             "notified": people.reached if notified else None,
             "unreachable": people.unreachable if notified else None,
         },
@@ -283,6 +285,22 @@ def _individuals(
         "pending": people.pending,
         "by_channel": by_channel,
     }
+
+
+def _residences(facts: dict[str, Any], locale: str) -> list[dict[str, Any]]:
+    """The residence table's rows, each person once: countries, their subdivisions nested
+    under them, then the unknown; places named in the pack's language."""
+    rows = residence_rows(facts.get("residents", {}), facts.get("unknown_residence", 0))
+    return [
+        {
+            "code": row.code,
+            "name": place_name(row.code, locale) if row.code else None,
+            "people": row.people,
+            "level": row.level,
+            "subdivision_unknown": row.subdivision_unknown,
+        }
+        for row in rows
+    ]
 
 
 def recipient_of(obligation: Obligation) -> str:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from breachflow.flows.assess.population import normalize_email, normalize_locale, normalize_phone
+from breachflow.flows.assess.population import (
+    normalize_email,
+    normalize_locale,
+    normalize_phone,
+    residence,
+)
 
 ADDRESSES = [
     "a@example.com", "A.B@Example.COM", "a+tag@sub.example.co.uk", "u@123.com", "u@ex.am.ple",
@@ -44,3 +49,29 @@ def test_locales_are_cased_as_bcp_47_and_unusable_ones_fall_back() -> None:
     assert normalize_locale("", "en") == ("en", None)
     fallback, problem = normalize_locale("not a locale!", "en")
     assert fallback == "en" and problem
+
+
+@pytest.mark.parametrize(
+    ("country", "region", "expected", "warned"),
+    [
+        ("us", "ca", ("US", "US-CA"), None),
+        ("", "US-NY", ("US", "US-NY"), None),
+        ("CN", "CN-GD", ("CN", "CN-GD"), None),
+        ("XX", "", (None, None), "'XX' is not an ISO 3166-1 country code"),
+        ("CN", "44", ("CN", None), "'CN-44' is not an ISO 3166-2 subdivision code"),
+        ("CN", "CN-44", ("CN", None), "'CN-44' is not an ISO 3166-2 subdivision code"),
+        ("GB", "US-CA", ("GB", None), "'US-CA' is not in country 'GB'"),
+    ],
+)
+def test_a_residence_is_an_iso_code_in_force_or_a_warning(
+    country: str, region: str, expected: tuple[str | None, str | None], warned: str | None
+) -> None:
+    """A code with the right shape but no place (XX, the withdrawn CN-44) would be counted
+    as a residence in the reports; it is dropped, and the import says so for that row."""
+    warnings: list[str] = []
+    assert residence({"country": country, "region": region}, warnings) == expected
+    if warned is None:
+        assert warnings == []
+    else:
+        [warning] = warnings
+        assert warned in warning

@@ -99,9 +99,13 @@ def test_eu_and_chinese_residents_get_gdpr_pipl_and_cac_reports_by_email_with_th
             assert document["fields"][code] not in (None, "", {}), (regime, phase, code)
             assert f'data-field="{code}"' in html, (regime, phase, code)
         assert document["fields"]["F4"]["affected"] == 10
+        # Each person once in the residence table: its countries add up to everyone.
+        rows = document["fields"]["F4"]["by_residence"]
+        assert sum(row["people"] for row in rows if row["level"] == 0) == 10, rows
     # Chinese regimes are written in Chinese, from the Chinese notice texts.
     pipl = Path(filed["cn-pipl", "initial"].files["html"]).read_text(encoding="utf-8")
     assert 'lang="zh-CN"' in pipl
+    assert "德国 (DE)" in pipl and "中国 (CN)" in pipl  # places named in the pack's language
     # After notification, the supplementary report carries its outcome (F12).
     supplementary = json.loads(
         Path(filed["eu-gdpr", "supplementary"].files["json"]).read_text(encoding="utf-8")

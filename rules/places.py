@@ -1,0 +1,94 @@
+"""Places of residence: ISO 3166 codes checked, named and counted, from ``pycountry``.
+
+A person lives in one place: a country (ISO 3166-1 alpha-2), perhaps a subdivision of it
+(ISO 3166-2, ``US-CA``). The rules count residents at both levels ("500 residents of
+US-CA", "residents of US"), so the assessment's ``residents`` holds a country's total and
+each subdivision's share of it. A table a person reads must not add those up twice:
+``residence_rows`` nests each subdivision under its country and says what is unknown, so
+the rows add up to everyone.
+"""
+
+from __future__ import annotations
+
+import gettext
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
+
+import pycountry
+
+
+@lru_cache(maxsize=4096)  # called per imported person: millions of rows, a few codes
+def is_country(code: str) -> bool:
+    """An assigned ISO 3166-1 alpha-2 code (``XX`` has the shape, not the assignment)."""
+    return len(code) == 2 and pycountry.countries.get(alpha_2=code) is not None
+
+
+@lru_cache(maxsize=4096)
+def is_subdivision(code: str) -> bool:
+    """An ISO 3166-2 subdivision code in force (``CN-GD``; ``CN-44`` was withdrawn)."""
+    return _subdivision(code) is not None
+
+
+def _subdivision(code: str) -> Any:
+    return pycountry.subdivisions.get(code=code)  # type: ignore[no-untyped-call]
+
+
+@cache
+def _translation(domain: str, lang: str) -> gettext.NullTranslations:
+    language = lang.replace("-", "_")
+    return gettext.translation(
+        domain, pycountry.LOCALES_DIR, languages=[language, language.split("_")[0]], fallback=True
+    )
+
+
+def place_name(code: str, lang: str = "en") -> str:
+    """The place's name in ``lang`` where ISO's translators gave one, else in English; the
+    code itself for a code ISO does not know (a record made before codes were checked)."""
+    if "-" in code:
+        subdivision = _subdivision(code)
+        if subdivision is None:
+            return code
+        return _translation("iso3166-2", lang).gettext(subdivision.name)
+    country = pycountry.countries.get(alpha_2=code)
+    if country is None:
+        return code
+    return _translation("iso3166-1", lang).gettext(country.name)
+
+
+@dataclass(frozen=True)
+class ResidenceRow:
+    """One line of a residence table: a country (level 0), a subdivision of it or the
+    people of it whose subdivision is not known (level 1), or the people whose residence
+    is not known (``code`` None, level 0)."""
+
+    code: str | None
+    people: int
+    level: int
+    subdivision_unknown: bool = False
+
+
+def residence_rows(residents: Mapping[str, int], unknown: int) -> list[ResidenceRow]:
+    """``residents`` as the assessment counts them (a country's total, and each of its
+    subdivisions) in rows that add up: countries by size, each followed by its
+    subdivisions and the rest of its people; then the unknown."""
+    countries = {code: n for code, n in residents.items() if "-" not in code}
+    for code in residents:  # a subdivision whose country was not counted
+        if "-" in code:
+            countries.setdefault(code.split("-")[0], 0)
+    rows: list[ResidenceRow] = []
+    for country, total in sorted(countries.items(), key=lambda kv: (-kv[1], kv[0])):
+        subdivisions = sorted(
+            ((code, n) for code, n in residents.items() if code.startswith(f"{country}-")),
+            key=lambda kv: (-kv[1], kv[0]),
+        )
+        total = max(total, sum(n for _, n in subdivisions))
+        rows.append(ResidenceRow(country, total, 0))
+        rows.extend(ResidenceRow(code, n, 1) for code, n in subdivisions)
+        rest = total - sum(n for _, n in subdivisions)
+        if subdivisions and rest:
+            rows.append(ResidenceRow(country, rest, 1, subdivision_unknown=True))
+    if unknown:
+        rows.append(ResidenceRow(None, unknown, 0))
+    return rows

@@ -185,7 +185,7 @@ def _evaluate_one(
         regime=regime.id,
         audience=spec.audience,
         phase=spec.phase,
-        recipient=spec.recipient or ", ".join(regime.regulators),
+        recipient=regime.recipient_of(spec),
         deadline=due.at if verdict.ok else None,
         starts_at=due.start if verdict.ok and due.at else None,
         deadline_rule=rule,

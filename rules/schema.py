@@ -299,6 +299,26 @@ class PolicyProfile(StrictModel):
         return value
 
 
+class PhaseWords(StrictModel):
+    """A report phase's deadline and legal basis, in the authority's own words."""
+
+    deadline: str = Field(min_length=2)
+    citation: str = Field(min_length=2)
+
+
+class InLanguage(StrictModel):
+    """The regime in the language its authority works in: its reports are written in it,
+    every word of ours included. Each regulator report's recipient and phase must have its
+    words here, so a pack never falls back to English for part of a page."""
+
+    language: Literal["zh-CN", "ja"]
+    name: str = Field(min_length=2)
+    #: A recipient as the obligations name it (or the regulators joined with ", ") -> the
+    #: authority's own name for it.
+    recipients: dict[str, str] = Field(min_length=1)
+    phases: dict[Phase, PhaseWords] = Field(min_length=1)
+
+
 class Regime(StrictModel):
     """A legal regime (or the operator's policy): one file in ``rules/``."""
 
@@ -316,6 +336,7 @@ class Regime(StrictModel):
     obligations: list[ObligationSpec] = []
     promise: PolicyProfile | None = None
     groups: dict[str, list[str]] = {}
+    in_language: InLanguage | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -335,7 +356,25 @@ class Regime(StrictModel):
                     raise ValueError(f"obligations.{index}: business days need holidays")
                 if deadline.after is not None and not self.find(deadline.after):
                     raise ValueError(f"obligations.{index}: after {deadline.after} not found")
+        self._check_in_language()
         return self
+
+    def recipient_of(self, spec: ObligationSpec) -> str:
+        return spec.recipient or ", ".join(self.regulators)
+
+    def _check_in_language(self) -> None:
+        if self.in_language is None:
+            return
+        for index, spec in enumerate(self.obligations):
+            if spec.audience != "regulator":
+                continue
+            if self.recipient_of(spec) not in self.in_language.recipients:
+                raise ValueError(
+                    f"obligations.{index}: in_language.recipients has no name for"
+                    f" {self.recipient_of(spec)!r}"
+                )
+            if spec.phase not in self.in_language.phases:
+                raise ValueError(f"obligations.{index}: in_language.phases has no {spec.phase!r}")
 
     def _check_places(self) -> None:
         places = [*self.applicability.residence, *self.applicability.home]

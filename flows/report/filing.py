@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -36,8 +38,6 @@ from breachflow.rendering.pdf import PdfRenderer
 from breachflow.rules import Obligation
 from breachflow.rules.places import place_name, residence_rows
 
-#: Regimes whose reports are written in Chinese, from the Chinese notice texts.
-CHINESE = frozenset({"cn-pipl", "cn-cac-2025", "cn-gbt35273"})
 FIELDS = [f"F{i}" for i in range(1, 15)]
 
 
@@ -192,25 +192,39 @@ def content(
     obligation: Obligation,
     config: Settings,
 ) -> dict[str, Any]:
-    """The report as data: F1–F14 and what the regime asks for; also the pack's JSON."""
+    """The report as data: F1–F14 and what the regime asks for; also the pack's JSON.
+
+    Written in the language the regime's authority works in (its ``in_language`` words:
+    name, recipient, deadline, legal basis; the notice texts in that language when there
+    are some), with every time in the regime's zone and its offset."""
+    assessment = latest_assessment(session, incident.id)
+    regime = _regime(assessment, report.regime)
+    words = regime.get("in_language") or {}
+    language = words.get("language", "en")
+    zone = ZoneInfo(obligation.timezone)
     notice = latest_notice(session, incident)
     texts = notice.parsed() if notice else {}
-    locale = "zh-CN" if report.regime in CHINESE and "zh-CN" in texts else config.default_locale
+    locale = language if language in texts else config.default_locale
     text = texts.get(locale) or next(iter(texts.values()), None)
-    assessment = latest_assessment(session, incident.id)
     facts = assessment.facts if assessment else {}
     people = ledger.people(session, incident)
     notified = people.affected > 0
     description = incident.description
     if text:
         description = f"{incident.description}\n\n{text.what_happened}"
+    recipient = words.get("recipients", {}).get(report.recipient, report.recipient)
+    phase_words = words.get("phases", {}).get(report.phase, {})
+    announcement = announcement_status(session, incident)
+    for key in ("published_at", "ends_at"):
+        if announcement and announcement.get(key):
+            announcement[key] = in_zone(announcement[key], zone)
     fields: dict[str, Any] = {
         "F1": description,
         "F2": {
-            "detected_at": iso(incident.detected_at),
-            "aware_at": iso(incident.aware_at),
-            "discovered_at": iso(incident.discovered_at),
-            "contained_at": iso(incident.contained_at),
+            "detected_at": in_zone(incident.detected_at, zone),
+            "aware_at": in_zone(incident.aware_at, zone),
+            "discovered_at": in_zone(incident.discovered_at, zone),
+            "contained_at": in_zone(incident.contained_at, zone),
         },
         "F3": {
             "categories": list(incident.data_categories),
@@ -219,7 +233,7 @@ def content(
         "F4": {
             "affected": facts.get("affected_total") or people.affected,
             "residents": facts.get("residents", {}),
-            "by_residence": _residences(facts, locale),
+            "by_residence": _residences(facts, language),
             "notified": people.reached if notified else None,
             "unreachable": people.unreachable if notified else None,
         },
@@ -228,34 +242,44 @@ def content(
         "F7": text.protective_steps if text else None,
         "F8": text.remedies if text else None,
         "F9": (text.contact_point if text else None) or config.contact_point,
-        "F10": (
-            f"People affected may complain to {report.recipient}; the notice tells them how"
-            f" to contact us at {config.contact_point}."
-        ),
+        # A sentence the template writes in the pack's language.
+        "F10": {"complain_to": recipient, "contact_point": config.contact_point},
         "F11": report.delay_reason,
         "F12": {
             "individuals": _individuals(session, incident, people) if notified else None,
-            "announcement": announcement_status(session, incident),
+            "announcement": announcement,
         },
         "F13": {"organisation": config.organisation_name, "contact_point": config.contact_point},
         "F14": report.phase,
     }
     return {
         "regime": report.regime,
-        "regime_name": _regime_name(assessment, report.regime),
-        "recipient": report.recipient,
+        "regime_name": words.get("name") or regime.get("name", report.regime),
+        "language": language,
+        "recipient": recipient,
         "phase": report.phase,
         "number": report.number,
-        "deadline": iso(report.deadline),
-        "deadline_rule": report.deadline_rule,
+        "deadline": in_zone(report.deadline, zone),
+        "deadline_rule": phase_words.get("deadline") or report.deadline_rule,
         "late": report.late,
-        "citation": obligation.citation,
-        "generated_at": iso(utcnow()),
+        "citation": phase_words.get("citation") or obligation.citation,
+        "generated_at": in_zone(utcnow(), zone),
+        "timezone": zone.key,
         "locale": locale,
         "incident": {"key": incident.key, "title": incident.title, "severity": incident.severity},
         "required_fields": list(obligation.content_fields),
         "fields": fields,
     }
+
+
+def in_zone(moment: datetime | str | None, zone: ZoneInfo) -> str | None:
+    """``moment`` (a datetime, or an ISO 8601 string) as ISO 8601 in ``zone``, with its
+    offset: what the regulator reads as local time, still one exact instant."""
+    if moment is None or moment == "":
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(zone).isoformat(timespec="seconds")
 
 
 def obligation_of(session: Session, incident: Incident, report: RegulatorReport) -> Obligation:
@@ -312,9 +336,10 @@ def _waits(obligation: Obligation) -> bool:
     return obligation.deadline is None and "not known yet" in obligation.deadline_rule
 
 
-def _regime_name(assessment: Any, regime: str) -> str:
+def _regime(assessment: Any, regime: str) -> dict[str, Any]:
+    """The regime as the assessment used it (its rule file then), or {} without one."""
     rules = assessment.rules if assessment else []
-    return next((r["name"] for r in rules if r["id"] == regime), regime)
+    return next((r for r in rules if r["id"] == regime), {})
 
 
 def summary(report: RegulatorReport) -> dict[str, Any]:

@@ -321,3 +321,21 @@ def test_a_bad_profile_names_file_and_field(tmp_path: Path, text: str, field: st
 def test_a_missing_profile_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RuleFileError, match="cannot read"):
         load_policy(tmp_path / "absent.yaml")
+
+
+def test_a_regime_in_its_authoritys_language_must_name_every_recipient_and_phase(
+    tmp_path: Path,
+) -> None:
+    """Otherwise its pack would fall back to English for part of the page."""
+    error = _broken(
+        tmp_path,
+        "cn-cac-2025.yaml",
+        lambda d: d["in_language"]["phases"].pop("final"),
+    )
+    assert "in_language.phases has no 'final'" in error.msg
+    error = _broken(
+        tmp_path / "second",
+        "jp-appi.yaml",
+        lambda d: d["in_language"]["recipients"].pop("PPC (final report)"),
+    )
+    assert "no name for 'PPC (final report)'" in error.msg

@@ -4,7 +4,9 @@ person on a portal, and never filed late without the reasons for the delay."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from breachflow.models.errors import InvalidInput
 from breachflow.models.regulator_report import ReportState, reports
 from breachflow.rules import RULES_DIR
 from tests.conftest import SQLITE_ONLY
-from tests.testkit.factories import Person, people, seed_incident
+from tests.testkit.factories import EXAMPLE_NOTICE, Person, people, seed_incident
 
 EU_AND_CHINA = [
     Person(f"S{n:04d}", f"Person {n}", f"person{n}@example.de", "en", "DE") for n in range(1, 6)
@@ -125,7 +127,7 @@ def test_eu_and_chinese_residents_get_gdpr_pipl_and_cac_reports_by_email_with_th
     # late, until someone gives the reasons; it has no address, so a person files it.
     cac = filed["cn-cac-2025", "initial"]
     assert (cac.state, cac.late, cac.mode) == (ReportState.HELD_LATE, True, "manual")
-    assert "LATE" in Path(cac.files["html"]).read_text(encoding="utf-8")
+    assert "已逾期" in Path(cac.files["html"]).read_text(encoding="utf-8")  # LATE, in Chinese
     assert filed["cn-cac-2025", "supplementary"].state == ReportState.AWAITING_SUBMISSION
 
 
@@ -251,3 +253,88 @@ def test_a_report_waits_for_its_clock_and_is_written_when_a_reassessment_starts_
     assert final.state == ReportState.AWAITING_SUBMISSION
     assert final.deadline == ended + timedelta(days=30)
     assert Path(final.files["pdf"]).read_bytes().startswith(b"%PDF")
+
+
+class _VisibleText(HTMLParser):
+    """The words a reader sees: text outside <style>, and the title."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.words: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if not self._in_style:
+            self.words.append(data)
+
+
+def _english_left(html: str, allowed: list[str]) -> list[str]:
+    """Latin words in the visible text once names, codes and the organisation's own texts
+    are taken out: what would be an English sentence of ours."""
+    parser = _VisibleText()
+    parser.feed(html)
+    text = " ".join(parser.words)
+    for phrase in sorted(allowed, key=len, reverse=True):
+        text = text.replace(phrase, " ")
+    codes = r"\b(F\d{1,2}|UTC|Breachflow|GB/T|INC-\d{4}-\d{4}|[A-Z]{2}(-[A-Z0-9]{1,3})?)\b"
+    text = re.sub(codes, " ", text)
+    return re.findall(r"[A-Za-z]{2,}", text)
+
+
+def test_chinese_and_japanese_packs_are_wholly_in_the_regulators_language_and_zone(
+    db, cac_for_ten, monkeypatch
+):
+    """PIPL, CAC and GB/T 35273 packs in Chinese, the APPI pack in Japanese: no English
+    sentence of ours (the regime, the recipient, deadlines, data categories, the rights
+    sentence), and every time in the regulator's zone with its offset."""
+    config = cac_for_ten
+    chinese = [
+        Person(f"C{n:02d}", f"张{n}", f"c{n}@example.cn", "zh-CN", "CN") for n in range(1, 11)
+    ]
+    japanese = [
+        Person(f"J{n:02d}", f"佐藤{n}", f"j{n}@example.jp", "en", "JP") for n in range(1, 4)
+    ]
+    key = seed_incident(
+        db, config, chinese + japanese, data_categories=("email", "name", "financial")
+    )
+    _assess(db, config, key)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        file_reports(session, incident, due(session, incident), "test")
+        title, description = incident.title, incident.description
+    filed = _reports(db, key)
+    allowed = [config.organisation_name, config.contact_point, title, description, "example.cn"]
+    packs = {
+        (regime, phase): report
+        for (regime, phase), report in filed.items()
+        if regime in {"cn-pipl", "cn-cac-2025", "cn-gbt35273", "jp-appi"}
+        and report.state != ReportState.WAITING
+    }
+    assert {regime for regime, _ in packs} == {"cn-pipl", "cn-cac-2025", "cn-gbt35273", "jp-appi"}
+    for (regime, phase), report in packs.items():
+        html = Path(report.files["html"]).read_text(encoding="utf-8")
+        language = "ja" if regime == "jp-appi" else "zh-CN"
+        assert f'<html lang="{language}">' in html, (regime, phase)
+        # The Japanese pack quotes the organisation's English notice text (no ja one).
+        texts = allowed + ([] if language == "zh-CN" else _notice_texts("en"))
+        assert _english_left(html, texts) == [], (regime, phase)
+        document = json.loads(Path(report.files["json"]).read_text(encoding="utf-8"))
+        zone = "+09:00" if language == "ja" else "+08:00"
+        assert document["fields"]["F2"]["aware_at"].endswith(zone), (regime, phase)
+        assert f"(UTC{zone})" in html and " UTC<" not in html, (regime, phase)
+    pipl = Path(packs["cn-pipl", "initial"].files["html"]).read_text(encoding="utf-8")
+    assert "国家网信部门和履行个人信息保护职责的部门" in pipl  # the recipient, in Chinese
+    assert "账户、银行卡或支付信息" in pipl  # the data category "financial"
+    appi = Path(packs["jp-appi", "initial"].files["html"]).read_text(encoding="utf-8")
+    assert "個人情報保護委員会（速報）" in appi and "速報" in appi
+
+
+def _notice_texts(locale: str) -> list[str]:
+    data = yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8"))[locale]
+    return [str(value).strip() for value in data.values() if value]

@@ -11,16 +11,12 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from breachflow.flows.announce.publication import public_notice
 from breachflow.models.commands import get_incident, latest_notice
 from breachflow.models.errors import NotFound
 from breachflow.models.incident import IncidentState
 from breachflow.models.runtime import database, settings
-from breachflow.rendering.notices import (
-    choose_locale,
-    notice_content,
-    notice_locales,
-    render_notice,
-)
+from breachflow.rendering.notices import choose_locale, notice_locales, render_notice
 
 router = APIRouter(tags=["notices"])
 
@@ -49,5 +45,5 @@ def _page(incident_key: str, locale: str) -> str | None:
         chosen = choose_locale(locale, notice_locales("email") & set(texts), config.default_locale)
         if chosen not in texts:
             return None
-        content = notice_content(incident, texts[chosen], chosen, config)
+        content = public_notice(incident, texts[chosen], chosen, config)
     return render_notice(content, "email").html

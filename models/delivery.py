@@ -66,6 +66,8 @@ class OutboundMessage(BaseModel):
     #: notice, used when ``text`` does not fit the channel's budget.
     short_text: str | None = None
     link: str | None = None  # where the whole notice can be read (short texts point here)
+    #: The recipient's time zone, which the notice's times are given in (None: UTC).
+    timezone: str | None = None
     attachments: tuple[Attachment, ...] = ()  # email only
 
 

@@ -47,8 +47,12 @@ class NoticeContent(BaseModel):
     incident_key: Text
     subject_line: Text
     what_happened: Text
+    #: When it happened, in the recipient's time zone (``utc_offset``, the zone's label as
+    #: a notice prints it: "UTC+08:00", or "UTC" when their residence names no zone).
     detected_at: datetime
     aware_at: datetime
+    detected_offset: Text = "UTC"
+    aware_offset: Text = "UTC"
     data_involved: Text
     possible_impact: Text
     measures_taken: Text

@@ -80,8 +80,9 @@ class Wave:
     mail_on: date
 
 
-#: A merge template is made per locale and per "has a name" (the greeting differs).
-TemplateKey = tuple[str, bool]
+#: A merge template is made per locale, per "has a name" (the greeting differs) and per
+#: time zone (the notice's times are the reader's).
+TemplateKey = tuple[str, bool, str | None]
 
 
 class VendorHandover:
@@ -254,15 +255,21 @@ class VendorHandover:
 
 
 def template_name(key: TemplateKey) -> str:
-    return f"template-{_safe(key[0])}{'' if key[1] else '-unnamed'}.html"
+    return f"template-{_variant(key)}.html"
 
 
 def proof_name(key: TemplateKey) -> str:
-    return f"proof-{_safe(key[0])}{'' if key[1] else '-unnamed'}.pdf"
+    return f"proof-{_variant(key)}.pdf"
+
+
+def _variant(key: TemplateKey) -> str:
+    """``en``, ``zh-CN-unnamed``, ``en-America_Los_Angeles``: locale, zone, greeting."""
+    locale, named, zone = key
+    return f"{_safe(locale)}{'-' + _safe(zone) if zone else ''}{'' if named else '-unnamed'}"
 
 
 def _key(msg: OutboundMessage) -> TemplateKey:
-    return msg.locale, bool(msg.recipient_name)
+    return msg.locale, bool(msg.recipient_name), msg.timezone
 
 
 def _safe(locale: str) -> str:

@@ -8,7 +8,9 @@ locale and channel, with each person's name filled in (``render_notice`` renders
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
+from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
 from markupsafe import escape
@@ -89,13 +91,14 @@ class NoticeRenderer:
     """
 
     def __init__(self) -> None:
-        self._renders: dict[tuple[str, str, bool], RenderedNotice | None] = {}
+        self._renders: dict[tuple[str, str, bool, str], RenderedNotice | None] = {}
 
     def render(self, content: NoticeContent, channel: str) -> RenderedNotice:
         name = content.recipient_name
         if channel not in FILLED_CHANNELS or content.recipient_address or _NAME in (name or ""):
             return render_notice(content, channel)
-        key = (content.locale, channel, bool(name))
+        # Times are in the person's zone: people of one zone share a render.
+        key = (content.locale, channel, bool(name), f"{content.detected_at}/{content.aware_at}")
         if key not in self._renders:
             shared = render_notice(content.model_copy(update={"recipient_name": _NAME}), channel)
             whole = render_notice(content, channel)
@@ -138,17 +141,33 @@ def notice_content(
     name: str | None = None,
     address: str | None = None,
     link: str | None = None,
+    timezone: str | None = None,
 ) -> NoticeContent:
-    """Everything a notice shows: the incident's texts, our details, and the recipient's."""
+    """Everything a notice shows: the incident's texts, our details, and the recipient's;
+    times in the recipient's ``timezone`` (from their residence), else in UTC."""
+    zone = ZoneInfo(timezone) if timezone else UTC
+    detected, aware = incident.detected_at.astimezone(zone), incident.aware_at.astimezone(zone)
     return NoticeContent(
         locale=locale,
         organisation=config.organisation_name,
         incident_key=incident.key,
-        detected_at=incident.detected_at,
-        aware_at=incident.aware_at,
+        detected_at=detected,
+        aware_at=aware,
+        detected_offset=utc_offset(detected, zone),
+        aware_offset=utc_offset(aware, zone),
         recipient_name=name,
         recipient_address=address,
         link=link,
         **text.model_dump(exclude={"contact_point"}),
         contact_point=text.contact_point or config.contact_point,
     )
+
+
+def utc_offset(moment: datetime, zone: tzinfo) -> str:
+    """``UTC+08:00``, ``UTC−05:00`` (a true minus sign), or ``UTC`` for UTC itself."""
+    if zone is UTC:
+        return "UTC"
+    offset = moment.utcoffset() or timedelta(0)
+    sign = "+" if offset >= timedelta(0) else "\u2212"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"

@@ -9,9 +9,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from breachflow.rules.schema import Regime
-from breachflow.rules.vocab import GROUPS_FILE, RULES_DIR, groups
+from breachflow.rules.vocab import GROUPS_FILE, RULES_DIR, TIMEZONES_FILE, groups
 
-DATA_FILES = frozenset({GROUPS_FILE.name})
+DATA_FILES = frozenset({GROUPS_FILE.name, TIMEZONES_FILE.name})
 PLACE_KEYS = frozenset({"residence", "home", "of"})
 M = TypeVar("M", bound=BaseModel)
 

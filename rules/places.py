@@ -13,10 +13,16 @@ from __future__ import annotations
 import gettext
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache, lru_cache
+from importlib.resources import files
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pycountry
+import yaml
+
+from breachflow.rules.vocab import TIMEZONES_FILE
 
 
 @lru_cache(maxsize=4096)  # called per imported person: millions of rows, a few codes
@@ -92,3 +98,56 @@ def residence_rows(residents: Mapping[str, int], unknown: int) -> list[Residence
     if unknown:
         rows.append(ResidenceRow(None, unknown, 0))
     return rows
+
+
+@lru_cache(maxsize=4096)
+def timezone_of(country: str | None, region: str | None) -> str | None:
+    """The IANA zone a person's clocks show, from their residence, so that a notice can
+    give a time as they read it. None when the residence does not say: no country, or a
+    country whose zones keep different times (the US) and no subdivision listed in
+    ``timezones.yaml``."""
+    countries, subdivisions = _zone_table()
+    if region and region in subdivisions:
+        return subdivisions[region]
+    if not country:
+        return None
+    if country in countries:
+        return countries[country]
+    return _one_time(country)
+
+
+def locale_timezone(locale: str) -> str | None:
+    """For a page read by anyone of a locale (``zh-CN``: China's zone), the zone its region
+    names, if it names one; None for a locale without a region (``en``)."""
+    regions = [part for part in locale.split("-")[1:] if len(part) == 2 and part.isalpha()]
+    return timezone_of(regions[-1].upper(), None) if regions else None
+
+
+@cache
+def _zone_table() -> tuple[dict[str, str], dict[str, str]]:
+    data = yaml.safe_load(TIMEZONES_FILE.read_text(encoding="utf-8"))
+    return dict(data["countries"]), dict(data["subdivisions"])
+
+
+@cache
+def _one_time(country: str) -> str | None:
+    """The country's first zone in tzdata's ``zone.tab`` when all of its zones keep the
+    same time, summer and winter (Germany's Busingen keeps Berlin's); else None."""
+    zones = _country_zones().get(country, [])
+    if not zones:
+        return None
+    year = datetime.now(UTC).year
+    probes = [datetime(year, 1, 15, tzinfo=UTC), datetime(year, 7, 15, tzinfo=UTC)]
+    offsets = {tuple(p.astimezone(ZoneInfo(zone)).utcoffset() for p in probes) for zone in zones}
+    return zones[0] if len(offsets) == 1 else None
+
+
+@cache
+def _country_zones() -> dict[str, list[str]]:
+    zones: dict[str, list[str]] = {}
+    table = files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
+    for line in table.splitlines():
+        if line and not line.startswith("#"):
+            country, _, zone, *_ = line.split("\t")
+            zones.setdefault(country, []).append(zone)
+    return zones

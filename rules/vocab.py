@@ -17,6 +17,8 @@ from breachflow import shipped
 
 RULES_DIR = shipped("rules")
 GROUPS_FILE = RULES_DIR / "groups.yaml"
+#: Where people live -> the time zone their clocks show (``places.timezone_of``).
+TIMEZONES_FILE = RULES_DIR / "timezones.yaml"
 
 #: Clock starts. ``handling_ended`` (CAC summary report) and ``contained`` (DESIGN.md) are
 #: optional; an obligation anchored on an unknown one has no deadline yet.

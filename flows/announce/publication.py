@@ -27,7 +27,7 @@ from breachflow.models.base import utcnow
 from breachflow.models.commands import get_incident, latest_notice
 from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Incident
-from breachflow.models.notice import NoticeVersion
+from breachflow.models.notice import NoticeContent, NoticeText, NoticeVersion
 from breachflow.models.runtime import database, settings
 from breachflow.models.settings import NotifierMode, Settings
 from breachflow.models.subject import Subject
@@ -49,6 +49,7 @@ from breachflow.notifiers.announcement import (
 from breachflow.notifiers.factory import email_notifier
 from breachflow.rendering.environment import TEMPLATES, environment
 from breachflow.rendering.notices import notice_content
+from breachflow.rules.places import locale_timezone
 
 
 def publish(incident_key: str, actor: str, *, update_reason: str | None = None) -> Announcement:
@@ -201,7 +202,7 @@ def _publication(
     site = config.site_base_url
     pages: dict[str, LocalePage] = {}
     for locale in current.locales:
-        content = notice_content(incident, texts[locale], locale, config)
+        content = public_notice(incident, texts[locale], locale, config)
         context = {
             "version": current.version,
             "published_at": current.published_at.isoformat(),
@@ -247,3 +248,13 @@ def _publication(
         reason=current.reason,
         pages=pages,
     )
+
+
+def public_notice(
+    incident: Incident, text: NoticeText, locale: str, config: Settings
+) -> NoticeContent:
+    """A notice read by anyone (the announcement, the page SMS and push link to): no
+    person's residence to go by, so times are in the zone the locale's region names
+    (``zh-CN``: Beijing time), else in UTC."""
+    zone = locale_timezone(locale)
+    return notice_content(incident, text, locale, config, timezone=zone)

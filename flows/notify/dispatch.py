@@ -64,6 +64,7 @@ from breachflow.rendering.notices import (
     notice_link,
     notice_locales,
 )
+from breachflow.rules.places import timezone_of
 
 MAX_IDLE_WAIT = 5.0  # seconds between looks at the ledger while retries are pending
 PIPELINE = 2  # batches of one channel in flight in a process: one sending, one being prepared
@@ -314,7 +315,10 @@ def _message(
     text = texts[locale]
     link = notice_link(config, incident.key, locale)
     address = contact if channel is Channel.LETTER else None
-    content = notice_content(incident, text, locale, config, name=name, address=address, link=link)
+    zone = timezone_of(subject.country, subject.region)
+    content = notice_content(
+        incident, text, locale, config, name=name, address=address, link=link, timezone=zone
+    )
     rendered = renderer.render(content, str(channel))
     return OutboundMessage(
         notification_id=row.id,
@@ -327,6 +331,7 @@ def _message(
         recipient=contact,
         recipient_name=name,
         locale=locale,
+        timezone=zone,
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,

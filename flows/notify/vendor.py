@@ -100,7 +100,9 @@ def handover(
     rendered or written), then a merge template for each locale and greeting the batch has."""
     recipient = vendor_recipient(config)
     templates: dict[TemplateKey, str] = {}
-    for locale, named in {(msg.locale, bool(msg.recipient_name)) for msg in messages}:
+    for locale, named, zone in {
+        (msg.locale, bool(msg.recipient_name), msg.timezone) for msg in messages
+    }:
         content = notice_content(
             incident,
             texts[locale],
@@ -108,8 +110,9 @@ def handover(
             config,
             name=_SOMEONE if named else None,
             address=_SOMEONE,
+            timezone=zone,
         )
-        templates[locale, named] = merge_template(content)
+        templates[locale, named, zone] = merge_template(content)
     return VendorHandover(
         letter_folder(config),
         recipient=recipient,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -49,6 +50,13 @@ def test_every_reachable_person_gets_one_complete_notice_in_their_locale(db, set
             assert heading in text
         assert person.name in text
         assert key in text and key in html
+        # Times as the person's clocks show them: Beijing time in China, London's in the UK.
+        zone = "Asia/Shanghai" if person.country == "CN" else "Europe/London"
+        with db.unit_of_work() as session:
+            incident = commands.get_incident(session, key)
+            detected = incident.detected_at.astimezone(ZoneInfo(zone))
+        offset = "UTC+08:00" if person.country == "CN" else "UTC+00:00"
+        assert detected.strftime("%H:%M") in text and offset in text, (person.country, text)
         assert message["Message-ID"].endswith("@example.com>")
     assert summary.state == "reporting"  # the reports are for a person to file
     assert f"breach report submitted {key} uk-gdpr --phase initial" in summary.waiting_for

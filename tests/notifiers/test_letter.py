@@ -41,6 +41,8 @@ def notice(locale: str, **overrides: object) -> SimpleNamespace:
         "incident_key": "INC-2026-0001",
         "detected_at": datetime(2026, 11, 20, 1, 30, tzinfo=UTC),
         "aware_at": datetime(2026, 11, 20, 7, 0, tzinfo=UTC),
+        "detected_offset": "UTC",
+        "aware_offset": "UTC",
         "contact_point": "privacy@example.com, +86 400 000 0000",
         "recipient_name": NAMES[locale],
         "recipient_address": ADDRESSES[locale],
@@ -159,11 +161,11 @@ def test_the_pdf_says_everything_the_notice_must(
     today = datetime.now(UTC)
     if locale == "en":
         assert flat(f"{today.day} {today:%B %Y}") in text
-        assert "20November2026at01:30UTC" in text
+        assert "20November2026at01:30(UTC)" in text
         assert "Page1of" in text and "ReferenceINC-2026-0001" in text
     else:
         assert f"{today.year}年{today.month}月{today.day}日" in text
-        assert "2026-11-2001:30（协调世界时）" in text
+        assert "2026-11-2001:30（UTC）" in text
         assert "第1页，共" in text and "编号INC-2026-0001" in text
 
 

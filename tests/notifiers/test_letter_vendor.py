@@ -48,9 +48,9 @@ def content(locale: str, named: bool) -> NoticeContent:
     return NoticeContent(**{k: v for k, v in fields.items() if k in NoticeContent.model_fields})
 
 
-def templates() -> dict[tuple[str, bool], str]:
+def templates() -> dict[tuple[str, bool, str | None], str]:
     return {
-        (locale, named): merge_template(content(locale, named))
+        (locale, named, None): merge_template(content(locale, named))
         for locale, named in (("en", True), ("zh-CN", True), ("en", False))
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -21,6 +22,7 @@ from breachflow.rendering.notices import (
     FILLED_CHANNELS,
     NoticeRenderer,
     choose_locale,
+    notice_content,
     notice_locales,
     render_notice,
 )
@@ -37,8 +39,8 @@ TEXT_FIELDS = (
     "protective_steps",
     "remedies",
 )
-WHEN = {"en": ["20 November 2026 at 01:30 UTC", "20 November 2026 at 07:00 UTC"]}
-WHEN["zh-CN"] = ["2026-11-20 01:30", "2026-11-20 07:00"]
+WHEN = {"en": ["20 November 2026 at 01:30 (UTC)", "20 November 2026 at 07:00 (UTC)"]}
+WHEN["zh-CN"] = ["2026-11-20 01:30（UTC）", "2026-11-20 07:00（UTC）"]
 
 
 def example_texts() -> dict[str, NoticeText]:
@@ -270,3 +272,26 @@ def test_a_template_that_does_more_with_the_name_is_rendered_whole(
     first, second = content(recipient_name="Ann Lee"), content(recipient_name="Bo Chen")
     renderer.render(first, "email")
     assert "Dear BO CHEN," in renderer.render(second, "email").text
+
+
+@pytest.mark.parametrize(
+    ("locale", "zone", "when"),
+    [
+        ("zh-CN", "Asia/Shanghai", "我们于 2026-11-20 09:30（UTC+08:00）发现该事件"),
+        ("en", "America/Los_Angeles", "19 November 2026 at 17:30 (UTC\u221208:00)"),
+        ("en", None, "20 November 2026 at 01:30 (UTC)"),
+    ],
+)
+def test_times_are_given_in_the_readers_zone_with_its_offset(
+    locale: str, zone: str | None, when: str
+) -> None:
+    """A notice said "01:30 (协调世界时)" to people in Guangzhou; they read 09:30 on their
+    clocks. Without a zone from the residence, the notice says plainly that it is UTC."""
+    incident = SimpleNamespace(key="INC-2026-0001", detected_at=DETECTED, aware_at=AWARE)
+    config = SimpleNamespace(organisation_name="Example Ltd.", contact_point="privacy@example.com")
+    texts = example_texts()[locale]
+    notice = notice_content(incident, texts, locale, config, timezone=zone)  # type: ignore[arg-type]
+    rendered = render_notice(notice)
+    assert when in rendered.text
+    assert str(escape(when)) in (rendered.html or "")
+    assert "协调世界时" not in rendered.text

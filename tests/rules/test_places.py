@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
+import yaml
+
 from breachflow.rendering.environment import environment
-from breachflow.rules.places import ResidenceRow, place_name, residence_rows
+from breachflow.rules.places import (
+    TIMEZONES_FILE,
+    ResidenceRow,
+    is_country,
+    is_subdivision,
+    place_name,
+    residence_rows,
+    timezone_of,
+)
 
 #: As the assessment counts them: a country's total, and each subdivision's share of it.
 RESIDENTS = {"US": 4, "US-NY": 2, "US-CA": 1, "CN": 1, "CN-GD": 1, "DE": 2}
@@ -54,3 +66,23 @@ def test_the_residence_table_shows_each_person_once_with_a_total() -> None:
     assert '<tr><td>居住地不明</td><td class="num">3</td></tr>' in html
     assert '<tr class="total"><th>合计</th><td class="num">10</td></tr>' in html
     assert "CN-CN" not in html
+
+
+def test_a_persons_time_zone_comes_from_their_residence_when_it_says_one() -> None:
+    assert timezone_of("CN", "CN-GD") == "Asia/Shanghai"  # one civil time, by law
+    assert timezone_of("DE", None) == "Europe/Berlin"  # Busingen keeps Berlin's time
+    assert timezone_of("US", "US-CA") == "America/Los_Angeles"
+    assert timezone_of("ES", "ES-CN") == "Atlantic/Canary"  # a subdivision wins
+    assert timezone_of("ES", None) == "Europe/Madrid"
+    # Zones that keep different times and nothing to choose between them: no zone, so the
+    # notice says UTC rather than guessing a time the reader's clock does not show.
+    assert timezone_of("US", None) is None
+    assert timezone_of("BR", None) is None
+    assert timezone_of(None, None) is None
+
+
+def test_every_zone_in_the_table_is_a_real_zone_of_a_real_place() -> None:
+    data = yaml.safe_load(TIMEZONES_FILE.read_text(encoding="utf-8"))
+    for code, zone in {**data["countries"], **data["subdivisions"]}.items():
+        ZoneInfo(zone)
+        assert is_subdivision(code) if "-" in code else is_country(code), code

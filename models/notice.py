@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
@@ -22,8 +22,30 @@ from breachflow.models.errors import InvalidInput
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
+#: Channels a notice text may be worded for: a call cannot "reply to this email", a letter
+#: cannot be clicked.
+ChannelName = Literal["email", "sms", "voice", "push", "letter"]
+
+
+class ChannelText(BaseModel):
+    """Fields worded for one channel; the others come from the locale's texts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject_line: Text | None = None
+    what_happened: Text | None = None
+    data_involved: Text | None = None
+    possible_impact: Text | None = None
+    measures_taken: Text | None = None
+    protective_steps: Text | None = None
+    remedies: Text | None = None
+    contact_point: Text | None = None
+
+
 class NoticeText(BaseModel):
-    """The incident-specific text an operator writes once per locale."""
+    """The incident-specific text an operator writes once per locale, with, per channel,
+    the fields that channel needs worded otherwise (``channels: {voice: {contact_point:
+    "call us on 0 8 0 0 ..."}}``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,6 +57,14 @@ class NoticeText(BaseModel):
     protective_steps: Text
     remedies: Text
     contact_point: Text | None = None  # defaults to the organisation's contact point
+    channels: dict[ChannelName, ChannelText] | None = None
+
+    def for_channel(self, channel: str) -> NoticeText:
+        """These texts as ``channel`` says them: its own wording where it has some."""
+        own = (self.channels or {}).get(channel)  # type: ignore[call-overload]
+        if own is None:
+            return self
+        return self.model_copy(update=own.model_dump(exclude_none=True))
 
 
 class NoticeContent(BaseModel):
@@ -89,7 +119,7 @@ class NoticeVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    texts: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON)
+    texts: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -14,6 +14,7 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import pyrage
+from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -88,6 +89,11 @@ class Settings(BaseSettings):
     )
 
     sender: str = "security-notice@example.com"
+    reply_to: str | None = Field(
+        None,
+        description="Reply-To of email notices (default: BREACH_CONTACT_POINT when it is one"
+        " email address): a notice invites a reply, and the sender is rarely read.",
+    )
     organisation_name: str = "Example Operator Ltd."
     contact_point: str = "privacy@example.com"
     default_locale: str = "en"
@@ -236,6 +242,16 @@ class Settings(BaseSettings):
             raise ValueError("must be an age public key (age1...), the vendor's") from None
         return value.strip()
 
+    @field_validator("reply_to")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                validate_email(value, check_deliverability=False)
+            except EmailNotValidError as exc:
+                raise ValueError(f"not an email address: {exc}") from None
+        return value
+
     @model_validator(mode="after")
     def _apply_smtp_url(self) -> Settings:
         if not self.smtp_url:
@@ -261,6 +277,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'breach.db').resolve()}"
+
+    @property
+    def reply_address(self) -> str | None:
+        """Where replies to notices go: ``reply_to``, else the contact point when it is an
+        email address, else nowhere (no Reply-To: replies go to the sender)."""
+        if self.reply_to:
+            return self.reply_to
+        point = self.contact_point.strip()
+        try:
+            validate_email(point, check_deliverability=False)
+        except EmailNotValidError:
+            return None
+        return point
 
     @property
     def embedded(self) -> bool:

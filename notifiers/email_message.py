@@ -47,8 +47,13 @@ class UnbuildableMessage(ValueError):
     permanent failure for email, never a reason to fail the batch."""
 
 
-def build_email(msg: OutboundMessage, sender: str, organisation: str) -> bytes:
-    """The whole message as it goes on the wire (LF line ends; SMTP clients add the CR)."""
+def build_email(
+    msg: OutboundMessage, sender: str, organisation: str, reply_to: str | None = None
+) -> bytes:
+    """The whole message as it goes on the wire (LF line ends; SMTP clients add the CR).
+
+    ``reply_to``: where a reply goes. The notice invites one ("reply to this message"), and
+    the sender is usually a mailbox nobody reads."""
     if not msg.recipient.isascii() or _LINE_BREAKS.search(msg.recipient):
         raise UnbuildableMessage(
             "the email cannot be built: the address is not ASCII (SMTPUTF8 is not supported)"
@@ -62,6 +67,8 @@ def build_email(msg: OutboundMessage, sender: str, organisation: str) -> bytes:
         email.set_boundary(_boundary(msg.message_id, "mixed"))
     email["From"] = formataddr((_one_line(organisation), sender), "utf-8")
     email["To"] = formataddr((_one_line(msg.recipient_name or ""), msg.recipient), "utf-8")
+    if reply_to:
+        email["Reply-To"] = formataddr((_one_line(organisation), reply_to), "utf-8")
     email["Subject"] = _folded("Subject", _one_line(msg.subject))
     email["Message-ID"] = msg.message_id
     email["Date"] = format_datetime(utcnow())

@@ -135,7 +135,9 @@ def notifier_for(
 def _sandbox(channel: Channel, settings: Settings) -> Notifier:
     outbox = settings.outbox
     if channel is Channel.EMAIL:
-        return OutboxEmailNotifier(outbox, settings.sender, settings.organisation_name)
+        return OutboxEmailNotifier(
+            outbox, settings.sender, settings.organisation_name, settings.reply_address
+        )
     if channel is Channel.LETTER:
         return LetterNotifier(letter_folder(settings), organisation=settings.organisation_name)
     budget = settings.sms_segment_budget
@@ -239,13 +241,16 @@ def _read_json(path: Path | None) -> dict[str, object] | None:
 def email_notifier(settings: Settings, connections: int | None = None) -> Notifier:
     """The email notifier the settings ask for: the outbox in sandbox mode, SMTP when live."""
     if settings.notifier_mode is NotifierMode.SANDBOX:
-        return OutboxEmailNotifier(settings.outbox, settings.sender, settings.organisation_name)
+        return OutboxEmailNotifier(
+            settings.outbox, settings.sender, settings.organisation_name, settings.reply_address
+        )
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     return SmtpEmailNotifier(
         host=settings.smtp_host,
         port=settings.smtp_port,
         sender=settings.sender,
         organisation=settings.organisation_name,
+        reply_to=settings.reply_address,
         username=settings.smtp_user,
         password=password,
         tls=settings.smtp_tls,

@@ -77,14 +77,17 @@ class OutboxEmailNotifier(_Outbox):
     name = "sandbox-email"
     suffix = ".eml"
 
-    def __init__(self, outbox: Path, sender: str, organisation: str) -> None:
+    def __init__(
+        self, outbox: Path, sender: str, organisation: str, reply_to: str | None = None
+    ) -> None:
         self.directory = outbox / "email"
         self.sender = sender
         self.organisation = organisation
+        self.reply_to = reply_to
 
     def content(self, msg: OutboundMessage) -> bytes:
         try:
-            return build_email(msg, self.sender, self.organisation)
+            return build_email(msg, self.sender, self.organisation, self.reply_to)
         except UnbuildableMessage as exc:
             raise Refused(str(exc)) from None
 

@@ -53,6 +53,7 @@ class SmtpEmailNotifier:
         port: int,
         sender: str,
         organisation: str,
+        reply_to: str | None = None,
         username: str | None = None,
         password: str | None = None,
         tls: SmtpTls = SmtpTls.NONE,
@@ -62,6 +63,7 @@ class SmtpEmailNotifier:
     ) -> None:
         self.sender = sender
         self.organisation = organisation
+        self.reply_to = reply_to
         self.pool_size = pool_size
         self.server = f"{host}:{port}"
         self._connection_options: _ConnectionOptions = {
@@ -93,7 +95,7 @@ class SmtpEmailNotifier:
             while not pending.empty():
                 msg = pending.get_nowait()
                 try:
-                    email = build_email(msg, self.sender, self.organisation)
+                    email = build_email(msg, self.sender, self.organisation, self.reply_to)
                 except UnbuildableMessage as exc:
                     results.append(_result(msg, DeliveryStatus.FAILED_PERMANENT, str(exc)))
                     continue

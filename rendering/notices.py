@@ -158,7 +158,7 @@ def notice_content(
         recipient_name=name,
         recipient_address=address,
         link=link,
-        **text.model_dump(exclude={"contact_point"}),
+        **text.model_dump(exclude={"contact_point", "channels"}),
         contact_point=text.contact_point or config.contact_point,
     )
 

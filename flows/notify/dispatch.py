@@ -162,7 +162,8 @@ def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str
     with ExitStack() as turn:
         try:
             assert notice is not None  # assess refuses to finish without one
-            texts = notice.parsed()
+            # Worded for this channel: a call does not "reply to this email".
+            texts = {locale: t.for_channel(channel) for locale, t in notice.parsed().items()}
             writable = notice_locales(channel) & set(texts)
             keys = vault()
             renderer = NoticeRenderer()

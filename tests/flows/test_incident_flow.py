@@ -58,6 +58,8 @@ def test_every_reachable_person_gets_one_complete_notice_in_their_locale(db, set
         offset = "UTC+08:00" if person.country == "CN" else "UTC+00:00"
         assert detected.strftime("%H:%M") in text and offset in text, (person.country, text)
         assert message["Message-ID"].endswith("@example.com>")
+        # It invites a reply: replies go to the contact point, not the sending mailbox.
+        assert message["Reply-To"].addresses[0].addr_spec == settings.contact_point
     assert summary.state == "reporting"  # the reports are for a person to file
     assert f"breach report submitted {key} uk-gdpr --phase initial" in summary.waiting_for
     assert (summary.notified, summary.unreachable) == (37, 3)

@@ -35,7 +35,7 @@ def notice(locale: str, **overrides: object) -> SimpleNamespace:
     """What the flow passes the templates as ``n``: NoticeContent plus the postal address."""
     texts = parse_notice_texts(yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8")))
     fields: dict[str, object] = {
-        **texts[locale].model_dump(exclude_none=True),
+        **texts[locale].for_channel("letter").model_dump(exclude_none=True, exclude={"channels"}),
         "locale": locale,
         "organisation": ORGANISATION,
         "incident_key": "INC-2026-0001",

@@ -57,6 +57,7 @@ def notifier_for(controller: Controller, **options: object) -> SmtpEmailNotifier
         "port": controller.port,
         "sender": SENDER,
         "organisation": ORGANISATION,
+        "reply_to": "privacy@example.com",
         "timeout": 5.0,
         "pool_size": 1,
     }
@@ -106,6 +107,9 @@ def test_accepted_messages_are_sent_with_the_right_headers(smtp_server: Server) 
         assert email["Auto-Submitted"] == "auto-generated"
         [sender] = email["From"].addresses
         assert (sender.display_name, sender.addr_spec) == (ORGANISATION, SENDER)
+        # The notice says "reply to this message": the reply goes to a mailbox people read.
+        [reply_to] = email["Reply-To"].addresses
+        assert reply_to.addr_spec == "privacy@example.com"
         [to] = email["To"].addresses
         assert (to.display_name, to.addr_spec) == (msg.recipient_name, msg.recipient)
         text = email.get_body(("plain",))

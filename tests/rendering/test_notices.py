@@ -50,7 +50,7 @@ def example_texts() -> dict[str, NoticeText]:
 def content(locale: str = "en", **overrides: object) -> NoticeContent:
     texts = example_texts().get(locale) or example_texts()["en"]
     fields: dict[str, object] = {
-        **texts.model_dump(exclude_none=True),
+        **texts.model_dump(exclude_none=True, exclude={"channels"}),
         "locale": locale,
         "organisation": "Example Operator Ltd.",
         "incident_key": "INC-2026-0001",
@@ -295,3 +295,22 @@ def test_times_are_given_in_the_readers_zone_with_its_offset(
     assert when in rendered.text
     assert str(escape(when)) in (rendered.html or "")
     assert "协调世界时" not in rendered.text
+
+
+@pytest.mark.parametrize(
+    ("locale", "reply"), [("en", "reply to this message"), ("zh-CN", "回复本邮件")]
+)
+def test_each_channel_says_what_it_can_do(locale: str, reply: str) -> None:
+    """The call read "privacy@example.com" and "reply to this email" aloud; with the
+    example's voice wording it gives a number to call. The email still invites a reply."""
+    incident = SimpleNamespace(key="INC-2026-0001", detected_at=DETECTED, aware_at=AWARE)
+    config = SimpleNamespace(organisation_name="Example Ltd.", contact_point="privacy@example.com")
+    texts = example_texts()[locale]
+    call = render_notice(
+        notice_content(incident, texts.for_channel("voice"), locale, config),  # type: ignore[arg-type]
+        "voice",
+    )
+    assert reply not in call.text and "@" not in call.text
+    assert "0 8 0 0" in call.text or "4 0 0" in call.text
+    email = render_notice(notice_content(incident, texts.for_channel("email"), locale, config))  # type: ignore[arg-type]
+    assert reply in email.text

@@ -16,18 +16,23 @@ from breachflow.models.commands import get_incident, latest_notice
 from breachflow.models.errors import NotFound
 from breachflow.models.incident import IncidentState
 from breachflow.models.runtime import database, settings
-from breachflow.rendering.notices import choose_locale, notice_locales, render_notice
+from breachflow.rendering.notices import choose_locale, notice_locales, notice_page
 
 router = APIRouter(tags=["notices"])
 
 
 @router.get("/notices/{incident_key}/{locale}", response_class=HTMLResponse)
-async def notice_page(incident_key: str, locale: str) -> HTMLResponse:
+async def notice(incident_key: str, locale: str) -> HTMLResponse:
     html = await run_in_threadpool(_page, incident_key, locale)
     if html is None:
         return HTMLResponse("<h1>No such notice</h1>", status_code=404)
     return HTMLResponse(
-        html, headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+        html,
+        headers={
+            "Content-Security-Policy": (
+                "default-src 'none'; style-src 'unsafe-inline'; font-src data:"
+            )
+        },
     )
 
 
@@ -45,5 +50,6 @@ def _page(incident_key: str, locale: str) -> str | None:
         chosen = choose_locale(locale, notice_locales("email") & set(texts), config.default_locale)
         if chosen not in texts:
             return None
-        content = public_notice(incident, texts[chosen], chosen, config)
-    return render_notice(content, "email").html
+        # The whole notice an SMS or push notice links to, worded as the SMS is.
+        content = public_notice(incident, texts[chosen].for_channel("sms"), chosen, config)
+    return notice_page(content)

@@ -7,6 +7,7 @@ database, Prefect's home, the sandbox outbox and the written reports. That makes
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -151,6 +152,12 @@ class Settings(BaseSettings):
         "http://localhost:8000",
         description="Where `breach serve` is reachable: notice links and status callbacks.",
     )
+    allow_local_public_url: bool = Field(
+        False,
+        description="Live SMS, calls and push with a public_url that is not public https"
+        " (a staging network whose phones and providers reach it). Off: those channels are"
+        " not used, rather than send people links their phones cannot open.",
+    )
     # Rates are held across every dispatcher process by the database (see models/pacing.py).
     email_rate_per_second: float = Field(0, ge=0, description="0 means no limit.")
     sms_rate_per_second: float = Field(100, ge=0)
@@ -277,6 +284,26 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'breach.db').resolve()}"
+
+    @property
+    def public_url_problem(self) -> str | None:
+        """Why ``public_url`` cannot be put in people's notices or given to providers for
+        their reports (not https, or a loopback or private address), or None."""
+        if self.allow_local_public_url:
+            return None
+        parts = urlsplit(self.public_url)
+        host = (parts.hostname or "").lower()
+        try:
+            address = ipaddress.ip_address(host)
+            local = address.is_loopback or address.is_private or address.is_link_local
+        except ValueError:
+            local = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
+        if parts.scheme != "https" or not host or local:
+            return (
+                f"BREACH_PUBLIC_URL ({self.public_url}) is not a public https address: set it"
+                " to where `breach serve` is reachable from the internet"
+            )
+        return None
 
     @property
     def reply_address(self) -> str | None:

@@ -40,6 +40,10 @@ CONTACT_FIELD = {
 }
 
 
+#: Channels that put BREACH_PUBLIC_URL in front of people or providers.
+LINKED = frozenset({Channel.SMS, Channel.VOICE, Channel.PUSH})
+
+
 def unconfigured_reason(channel: Channel, settings: Settings) -> str | None:
     """Why ``channel`` cannot send in this installation, or None if it can."""
     if settings.notifier_mode is NotifierMode.SANDBOX:
@@ -59,6 +63,9 @@ def unconfigured_reason(channel: Channel, settings: Settings) -> str | None:
         return "set BREACH_FCM_SERVICE_ACCOUNT_FILE and/or BREACH_VAPID_PRIVATE_KEY_FILE"
     if channel is Channel.LETTER and not settings.letter_dropbox:
         return "set BREACH_LETTER_DROPBOX to the mailing vendor's folder"
+    if channel in LINKED and settings.public_url_problem:
+        # SMS and push carry a link to the notice page; Twilio reports texts and calls there.
+        return settings.public_url_problem
     return None
 
 

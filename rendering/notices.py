@@ -7,6 +7,7 @@ locale and channel, with each person's name filled in (``render_notice`` renders
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
@@ -20,6 +21,7 @@ from breachflow.models.incident import Incident
 from breachflow.models.notice import NoticeContent, NoticeText
 from breachflow.models.settings import Settings
 from breachflow.rendering.environment import TEMPLATES, environment
+from breachflow.rendering.fonts import web_font
 
 
 @cache
@@ -171,3 +173,17 @@ def utc_offset(moment: datetime, zone: tzinfo) -> str:
     sign = "+" if offset >= timedelta(0) else "\u2212"
     minutes = abs(int(offset.total_seconds())) // 60
     return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def notice_page(content: NoticeContent) -> str:
+    """The page SMS and push notices link to: the email's notice with a viewport and, when
+    it has CJK characters, the CJK web font cut to them, inline (``public/notice.html.j2``)."""
+    email = render_notice(content, "email")
+    shown = email.html or email.text
+    font = None
+    if any(ord(character) >= CJK_START for character in shown):
+        font = base64.b64encode(web_font(shown)).decode("ascii")
+    return environment().get_template("public/notice.html.j2").render(n=content, font=font)
+
+
+CJK_START = 0x2E80  # CJK radicals onwards: the characters a reader's machine may lack

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 import yaml
+from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
@@ -37,7 +38,7 @@ from breachflow.models.notice import parse_notice_texts
 from breachflow.models.notification import DeliveryReport
 from breachflow.models.timeline import TimelineEvent, advance, verify_chain
 from breachflow.notifiers.factory import notifier_for
-from tests.conftest import free_port
+from tests.conftest import SQLITE_ONLY, free_port
 from tests.flows.notify.test_fallback import (
     CHAIN,
     claim,
@@ -108,6 +109,8 @@ def serve_live(monkeypatch: pytest.MonkeyPatch, **env: str) -> AppServer:
         "BREACH_TWILIO_AUTH_TOKEN": TOKEN,
         "BREACH_TWILIO_FROM_NUMBER": FROM,
         "BREACH_PUBLIC_URL": app.url,
+        # The app and the providers' stand-ins share this machine: a local address is right.
+        "BREACH_ALLOW_LOCAL_PUBLIC_URL": "true",
     }
     for name, value in (defaults | env).items():
         monkeypatch.setenv(name, value)
@@ -474,6 +477,39 @@ def test_the_notice_page_is_served_escaped_and_only_once_the_incident_notifies(
     assert "content-security-policy" in chinese.headers
     # A locale with no texts gets the default locale's page.
     assert "What happened" in page("fr").text
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; scripts/test installs it
+
+
+@SQLITE_ONLY
+def test_the_chinese_notice_page_reads_on_a_phone_with_no_cjk_font(db, settings, tmp_path, app):
+    """At phone width the page is laid out for the phone (a viewport), and its Chinese is
+    drawn with the web font the page carries (this machine has no CJK font: without it
+    the text would be boxes), in Beijing time."""
+    key = seed(db, settings, tmp_path, [person("A", email="a@example.com", locale="zh-CN")])
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        advance(session, incident, IncidentState.ASSESSED, "test")
+        advance(session, incident, IncidentState.NOTIFYING, "test")
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM)
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2
+        )
+        page = phone.new_page()
+        page.goto(f"{app.url}/notices/{key}/zh-CN")
+        page.evaluate("document.fonts.ready.then(() => true)")
+        assert page.evaluate("window.innerWidth") == 390  # not a 980-pixel desktop page
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert page.evaluate(
+            "[...document.fonts].some(f => f.family.includes('Breachflow CJK')"
+            " && f.status === 'loaded')"
+        )
+        assert page.evaluate("document.fonts.check('16px \"Breachflow CJK\"', '事件基本情况')")
+        assert "（UTC+08:00）" in page.inner_text("body")
+        page.screenshot(path=tmp_path / "notice-phone.png", full_page=True)
+        browser.close()
 
 
 def test_the_announcement_site_is_served_with_every_notice_text_escaped(

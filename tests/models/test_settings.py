@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from breachflow.models.delivery import Channel
 from breachflow.models.settings import NotifierMode, Settings, SmtpTls
-from breachflow.notifiers.factory import email_notifier
+from breachflow.notifiers.factory import email_notifier, unconfigured_reason
 from breachflow.notifiers.sandbox import OutboxEmailNotifier
 from breachflow.notifiers.smtp import SmtpEmailNotifier
 
@@ -155,3 +156,35 @@ def test_out_of_range_numbers_are_refused(env: pytest.MonkeyPatch, name: str, va
     env.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        ("http://localhost:8000", False),  # the default: no phone can open it
+        ("https://localhost", False),
+        ("https://10.0.0.5", False),
+        ("https://127.0.0.1:8443", False),
+        ("http://breach.example.com", False),  # a link in an SMS must not be plain http
+        ("https://breach.example.com", True),
+    ],
+)
+def test_live_texts_calls_and_push_need_a_public_https_url(
+    env: pytest.MonkeyPatch, url: str, public: bool
+) -> None:
+    """SMS and push notices link to BREACH_PUBLIC_URL and Twilio reports to it: in live
+    mode those channels are left out, with the reason, until it is public https."""
+    env.setenv("BREACH_NOTIFIER_MODE", "live")
+    env.setenv("BREACH_PUBLIC_URL", url)
+    env.setenv("BREACH_TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
+    env.setenv("BREACH_TWILIO_AUTH_TOKEN", "token")
+    env.setenv("BREACH_TWILIO_FROM_NUMBER", "+15005550006")
+    settings = Settings()
+    reason = unconfigured_reason(Channel.SMS, settings)
+    assert (reason is None) is public
+    if not public:
+        assert reason and "BREACH_PUBLIC_URL" in reason and url in reason
+        assert unconfigured_reason(Channel.VOICE, settings) == reason
+        assert unconfigured_reason(Channel.EMAIL, settings) is None  # no link in an email
+    env.setenv("BREACH_ALLOW_LOCAL_PUBLIC_URL", "true")  # a staging network, said so
+    assert unconfigured_reason(Channel.SMS, Settings()) is None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -140,10 +141,10 @@ class StaticSitePublisher:
         write_atomically(self.directory / "index.html", index)
         feed = env.get_template("announcement/feed.xml.j2").render(
             organisation=self.organisation,
-            feed_id=f"tag:breachflow,2026:{self.site_url}",
+            feed_id=self._tag(min(e["published_at"] for e in entries), "announcements"),
             updated=max(e["updated"] for e in entries),
             site_url=self.site_url,
-            entries=[self._feed_entry(e) for e in entries],
+            entries=[item for e in entries for item in self._feed_entries(e)],
         )
         write_atomically(self.directory / "feed.xml", feed)
 
@@ -174,22 +175,39 @@ class StaticSitePublisher:
                         "locale": locale,
                         "label": LANGUAGE_LABELS.get(locale, locale),
                         "href": page_path(pub.incident_key, locale),
+                        "title": page.title,
+                        "summary": page.summary,
                     }
-                    for locale in pub.pages
+                    for locale, page in pub.pages.items()
                 ],
             }
         )
         return sorted(entries, key=lambda e: e["updated"], reverse=True)
 
-    def _feed_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": f"tag:breachflow,2026:{entry['incident_key']}:v{entry['version']}",
-            "title": entry["title"],
-            "updated": entry["updated"],
-            "published": entry["published_at"],
-            "href": self.site_url + entry["pages"][0]["href"],
-            "summary": entry["summary"],
-        }
+    def _feed_entries(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """One Atom entry per language of an announcement: a reader subscribed in Chinese
+        finds the Chinese page, in Chinese."""
+        return [
+            {
+                "id": self._tag(
+                    entry["published_at"],
+                    f"{entry['incident_key']}/{page['locale']}/v{entry['version']}",
+                ),
+                "lang": page["locale"],
+                "title": page.get("title", entry["title"]),
+                "updated": entry["updated"],
+                "published": entry["published_at"],
+                "href": self.site_url + page["href"],
+                "summary": page.get("summary", entry["summary"]),
+            }
+            for page in entry["pages"]
+        ]
+
+    def _tag(self, minted: str, specific: str) -> str:
+        """A tag URI (RFC 4151): the site's host, the day the name was first used (the
+        first publication), then ours. Stable across rewrites of the site."""
+        host = urlsplit(self.site_url).hostname or "localhost"
+        return f"tag:{host},{minted[:10]}:{quote(specific, safe='/')}"
 
 
 class WebhookPublisher:

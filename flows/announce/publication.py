@@ -223,7 +223,8 @@ def _publication(
                 {
                     "locale": other,
                     "label": LANGUAGE_LABELS.get(other, other),
-                    "href": site + page_path(incident.key, other),
+                    # A sibling page: relative, so it works wherever the site is served.
+                    "href": f"{other}.html",
                 }
                 for other in current.locales
                 if other != locale

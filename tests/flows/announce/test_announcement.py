@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
@@ -76,7 +77,17 @@ def test_three_percent_unreachable_triggers_the_hipaa_announcement_in_both_local
     feed = ElementTree.parse(site / "feed.xml").getroot()  # noqa: S314 (our own file)
     atom = "{http://www.w3.org/2005/Atom}"
     entries = feed.findall(f"{atom}entry")
-    assert len(entries) == 1 and entries[0].find(f"{atom}link").get("href").endswith("en.html")
+    # One entry per language, each in it, each with a tag URI (RFC 4151) of the site's host.
+    lang = "{http://www.w3.org/XML/1998/namespace}lang"
+    by_lang = {entry.get(lang): entry for entry in entries}
+    assert set(by_lang) == {"en", "zh-CN"}
+    assert by_lang["zh-CN"].find(f"{atom}link").get("href").endswith(f"{key}/zh-CN.html")
+    assert "事件" in by_lang["zh-CN"].find(f"{atom}title").text
+    tag = re.compile(r"^tag:[a-z0-9.-]+,\d{4}-\d{2}-\d{2}:[\w/.-]+$")
+    ids = [feed.find(f"{atom}id").text] + [e.find(f"{atom}id").text for e in entries]
+    assert all(tag.match(i) for i in ids) and len(set(ids)) == 3, ids
+    # The page in one language links to the other beside it, wherever the site is served.
+    assert '<a href="en.html" hreflang="en"' in chinese and "localhost" not in chinese
 
     published = _site_text(hipaa)
     for person in persons:  # no name or address of anyone affected, anywhere on the site

@@ -25,6 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from breachflow.flows.export.verify import BUNDLE_FORMAT, MANIFEST, TIMELINE
@@ -37,9 +38,10 @@ from breachflow.models.errors import InvalidInput
 from breachflow.models.files import write_atomically
 from breachflow.models.incident import Incident
 from breachflow.models.regulator_report import reports
+from breachflow.models.runbook import StepDone
 from breachflow.models.runtime import database, settings
 from breachflow.models.settings import Settings
-from breachflow.models.timeline import ChainCheck, EventKind, brief, check_chain, events_of, record
+from breachflow.models.timeline import ChainCheck, EventKind, check_chain, events_of, record
 from breachflow.rendering.environment import environment
 
 
@@ -114,7 +116,11 @@ def snapshot(session: Session, incident: Incident, config: Settings, actor: str)
         chain=check_chain(stored, length, head),
         length=length,
         head=head,
-        files=_report_files(filed, config) + _announcement_files(incident.key, config),
+        files=(
+            _report_files(filed, config)
+            + _announcement_files(incident.key, config)
+            + _evidence_files(session, incident, config)
+        ),
     )
 
 
@@ -196,6 +202,26 @@ def _report_files(filed: list[Any], config: Settings) -> list[tuple[str, Path, s
     return found
 
 
+def _evidence_files(
+    session: Session, incident: Incident, config: Settings
+) -> list[tuple[str, Path, str | None]]:
+    """The files kept as evidence of runbook steps done, with the hash taken when each was
+    kept (a file changed since is bundled as it is, and said so)."""
+    found = []
+    done = session.scalars(
+        select(StepDone)
+        .where(StepDone.incident_id == incident.id, StepDone.evidence_file.is_not(None))
+        .order_by(StepDone.id)
+    )
+    for step in done:
+        name = Path(step.evidence_file or "").name
+        source = config.home / "evidence" / incident.key / name
+        if not source.exists() and Path(step.evidence_file or "").exists():
+            source = Path(step.evidence_file or "")
+        found.append((f"evidence/{name}", source, step.evidence_sha256))
+    return found
+
+
 def _announcement_files(key: str, config: Settings) -> list[tuple[str, Path, str | None]]:
     """The incident's published pages, every version, as the static site holds them."""
     folder = config.site / "announcements" / key
@@ -268,7 +294,7 @@ def _pdf_view(snap: Snapshot) -> dict[str, Any]:
             "recorded": _shown(e["recorded_at"]),
             "actor": e["actor"],
             "kind": e["kind"],
-            "details": brief(e["payload"], 300),
+            "payload": e["payload"],  # whole: the template tells it in words
             "hash": e["hash"][:16],
         }
         for e in snap.events

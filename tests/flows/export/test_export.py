@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from breachflow.cli.app import app
 from breachflow.flows.announce.decision import operator_decision
 from breachflow.flows.announce.publication import publish
+from breachflow.flows.approve.runbook import mark_done
 from breachflow.flows.assess.assessment import assess
 from breachflow.flows.assess.subjects import neutralize
 from breachflow.flows.export.verify import MANIFEST, TIMELINE, verify_bundle
@@ -36,6 +37,7 @@ from tests.conftest import SQLITE_ONLY
 from tests.testkit.factories import declare_test_incident, people, seed_incident
 
 BREACH = str(Path(sys.executable).parent / "breach")
+EVIDENCE_STEP = "containment-preserve-evidence"  # a step that asks for a file
 
 
 def _seed_with_report_and_announcement(db: Database, settings: Settings) -> tuple[str, list]:
@@ -101,6 +103,11 @@ def test_a_bundle_re_zipped_with_folder_entries_still_verifies(db, settings, tmp
 
 def test_a_bundle_verifies_offline_and_one_changed_byte_fails_it(db, settings, tmp_path):
     key, persons = _seed_with_report_and_announcement(db, settings)
+    proof = tmp_path / "firewall-change.txt"
+    proof.write_text("CHG-1042: support VPN closed at 10:02 UTC\n", encoding="utf-8")
+    with db.unit_of_work() as session:  # a runbook step done with its evidence kept
+        incident = commands.get_incident(session, key)
+        mark_done(session, incident, EVIDENCE_STEP, "erin", evidence=proof)
 
     result = export_incident(key, ExportFormat.BUNDLE, None, "dora")
 
@@ -115,6 +122,9 @@ def test_a_bundle_verifies_offline_and_one_changed_byte_fails_it(db, settings, t
     reports = {n for n in names if n.startswith("reports/")}
     assert {Path(n).suffix for n in reports} == {".html", ".pdf", ".json"}
     assert {"announcements/en.html", "announcements/zh-CN.html"} <= names
+    # The evidence of the runbook step, as it was kept, hashed in the manifest.
+    [evidence] = [n for n in names if n.startswith("evidence/")]
+    assert texts[evidence] == proof.read_bytes()
     assert set(manifest["files"]) == names - {MANIFEST}
     assert check.files == len(names) - 1
     assert (check.incident, check.events, check.head) == (key, result.events, result.head)
@@ -254,6 +264,11 @@ def test_the_pdf_report_shows_the_incident_and_its_timeline(db, tmp_path):
     for kind in ("incident.declared", "step.finished", "report.written"):
         assert kind in text
     assert "Timeline verified at export: 3 events" in text
+    # Told in sentences, every detail whole: not "step=assess" or JSON cut at 300 characters.
+    flat = " ".join(text.split())
+    assert "The “assess” step finished." in flat
+    assert "Incident declared: “客服凭证被滥用 Support credential misuse”, severity high" in flat
+    assert "step=assess" not in flat and '{"' not in flat
 
 
 @SQLITE_ONLY

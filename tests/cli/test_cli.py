@@ -25,6 +25,7 @@ def tamper(db, seq: int) -> None:
         )
 
 
+@SQLITE_ONLY  # what is printed; the same response runs on both in tests/flows
 def test_by_hand_declare_import_run_show_timeline_verify(breach, db, settings, tmp_path):
     declared = breach(
         "declare", "--title", "Support credential misuse", "--severity", "high",
@@ -117,6 +118,7 @@ def test_run_without_people_explains_what_to_do(breach):
     assert "Traceback" not in ran.stderr
 
 
+@SQLITE_ONLY  # a new user's demo runs on the embedded SQLite; tests/flows run both
 def test_demo_runs_the_whole_response_in_the_sandbox(breach, settings):
     """The demo's mix exercises every channel, the fallback, and people with none left."""
     ran = breach("demo", "--people", "200")

@@ -86,6 +86,7 @@ def _deployment(prefect, name: str):  # type: ignore[no-untyped-def]
         return None
 
 
+@SQLITE_ONLY  # Prefect's scheduling and workers; the response itself runs on both elsewhere
 def test_served_deployments_run_the_watchdog_on_schedule_and_the_response_on_approval(
     db, served, prefect_api
 ):

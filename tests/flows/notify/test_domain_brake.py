@@ -22,7 +22,7 @@ from breachflow.flows.notify import dispatch
 from breachflow.models import commands, runtime
 from breachflow.models.notification import Notification
 from breachflow.notifiers.domains import DomainBrake, domain_of
-from tests.conftest import RecordingHandler, free_port
+from tests.conftest import SQLITE_ONLY, RecordingHandler, free_port
 from tests.testkit.factories import people, seed_incident
 
 DEFERRING = "example.cn"  # people(n): every second person is there
@@ -84,6 +84,7 @@ def notify_everyone(db, settings, handler: DeferringAtFirst) -> None:
     assert set(handler.by_recipient()) == {p.email for p in persons}
 
 
+@SQLITE_ONLY  # the brake lives in the dispatcher's memory, not in the database
 def test_a_deferring_domain_is_asked_less_and_the_others_are_not_slowed(
     db, settings, live_smtp, smtp_server, prefect_api, monkeypatch
 ):

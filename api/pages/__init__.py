@@ -14,10 +14,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from breachflow.api.pages import assets, board, exports, incident, person, session, timeline
+from breachflow.api.pages import (
+    assets,
+    board,
+    exports,
+    incident,
+    packs,
+    person,
+    session,
+    timeline,
+)
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-for part in (session, assets, board, incident, timeline, person, exports):
+for part in (session, assets, board, incident, timeline, person, exports, packs):
     router.include_router(part.router)
 
 __all__ = ["router"]

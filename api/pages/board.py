@@ -8,11 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import ColumnElement, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from breachflow.api.auth import Caller
-from breachflow.api.pages.paging import links, offset_from
+from breachflow.api.pages.paging import day_range, links, offset_from, search_from
 from breachflow.api.pages.render import render
 from breachflow.api.pages.session import page
 from breachflow.api.pages.times import TONE, countdown, when
@@ -46,12 +46,33 @@ SHOWN = {"open": _open, "closed": lambda: not_(_open()), "all": lambda: true()}
 
 
 @router.get("/")
-async def board(request: Request, show: str = "open", offset: str = "0") -> Response:
+async def board(
+    request: Request,
+    show: str = "open",
+    q: str = "",
+    since: str = "",
+    until: str = "",
+    offset: str = "0",
+) -> Response:
+    """``q`` finds words in an incident's key or title; ``since`` and ``until`` keep the
+    incidents detected on those days."""
+
     def build(who: Caller) -> HTMLResponse:
         if show not in SHOWN:
             raise InvalidInput(f"show must be one of {', '.join(SHOWN)}")
         start, now = offset_from(offset, "incidents"), utcnow()
-        where = SHOWN[show]()
+        words, (after, before) = search_from(q), day_range(since, until)
+        where = and_(
+            SHOWN[show](),
+            or_(
+                func.lower(Incident.title).contains(words.lower(), autoescape=True),
+                func.lower(Incident.key).contains(words.lower(), autoescape=True),
+            )
+            if words
+            else true(),
+            Incident.detected_at >= after if after else true(),
+            Incident.detected_at < before if before else true(),
+        )
         with database().unit_of_work() as session:
             total = session.scalar(select(func.count()).select_from(Incident).where(where)) or 0
             incidents = session.scalars(
@@ -62,15 +83,19 @@ async def board(request: Request, show: str = "open", offset: str = "0") -> Resp
                 .offset(start)
             ).all()
             rows = [_board_row(session, incident, now) for incident in incidents]
+        kept = {"show": show if show != "open" else "", "q": words, "since": since, "until": until}
         return render(
             "board",
             viewer=who,
             rows=rows,
             now=when(now),
             show=show,
+            q=words,
+            since=since,
+            until=until,
             total=total,
             offset=start,
-            pages=links(total, start, BOARD_PAGE, {"show": show if show != "open" else ""}),
+            pages=links(total, start, BOARD_PAGE, kept),
         )
 
     return await page(request, build)

@@ -160,6 +160,9 @@ def _report(report: RegulatorReport, now: datetime) -> dict[str, Any]:
         "reference": report.reference,
         "acknowledged": when(report.acknowledged_at),
         "delay_reason": report.delay_reason,
+        # The pack as written, served by api/pages/packs.py: what the regulator gets.
+        "files": [s for s in ("html", "pdf", "json") if report.files.get(s)],
+        "id": report.id,
     }
 
 

@@ -35,6 +35,7 @@ from breachflow.models.delivery import Channel, DeliveryResult, DeliveryStatus
 from breachflow.models.incident import IncidentState
 from breachflow.models.notice import parse_notice_texts
 from breachflow.models.notification import Notification, NotificationState
+from breachflow.models.regulator_report import reports
 from breachflow.models.subject import Subject
 from breachflow.models.timeline import TimelineEvent
 from tests.api.test_callbacks import AppServer
@@ -229,8 +230,9 @@ def test_the_pages_in_chromium_board_incident_timeline_and_a_tampered_chain(
     assert "4 of 32 steps done" in page.locator("#runbook h2").inner_text()
     assert "published" in page.locator("#announcement").inner_text()
     assert "ada@example.com" not in page.content()  # no contact details on this page
+    exports = page.locator("#export")
     for download in ("PDF report", "Timeline CSV", "JSON", "Verifiable bundle"):
-        assert page.get_by_role("link", name=download, exact=True).is_visible(), download
+        assert exports.get_by_role("link", name=download, exact=True).is_visible(), download
     assert "breach audit verify --bundle FILE" in page.locator("#export").inner_text()
     _shot(page, tmp_path / "incident.png")
 
@@ -520,3 +522,87 @@ def test_the_board_and_the_incident_page_give_the_forecast_while_notices_are_out
     page = client.get(f"/ui/incidents/{key}").text
     assert "Forecast:" in board and ": late by" in board
     assert 'id="forecast"' in page and ": late by" in page
+
+
+@SQLITE_ONLY
+def test_each_report_pack_opens_from_the_incident_page_as_it_was_filed(app) -> None:
+    """The incident page links each report's HTML, PDF and JSON, as the regulator gets
+    them; a pack changed on disk since it was written is refused, not shown as filed."""
+    server, tokens = app
+    key = seed("Support credential misuse")
+    compliance = _session(server, tokens[Role.COMPLIANCE])
+    incident_page = compliance.get(f"/ui/incidents/{key}").text
+    links = re.findall(
+        rf'href="(/ui/incidents/{key}/reports/\d+\.(?:html|pdf|json))"', incident_page
+    )
+    assert {link.rsplit(".", 1)[1] for link in links} == {"html", "pdf", "json"}, links
+    for link in links:
+        answer = compliance.get(link)
+        assert answer.status_code == 200, (link, answer.text[:200])
+        assert answer.headers["cache-control"] == "no-store"
+        assert "script-src" not in answer.headers["content-security-policy"]
+    [html_link] = [link for link in links if link.endswith(".html")][:1]
+    assert "data-field=" in compliance.get(html_link).text
+    assert httpx.get(f"{server.url}{html_link}").status_code == 303  # no session: log in
+    assert compliance.get(f"/ui/incidents/{key}/reports/99999.html").status_code == 404
+    assert compliance.get(html_link.replace(".html", ".exe")).status_code == 404
+
+    with runtime.database().unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        stored = reports(session, incident.id)
+        path = next(r for r in stored if f"/{r.id}.html" in html_link).files["html"]
+    pack = runtime.settings().reports / Path(path).name
+    pack.write_text(pack.read_text(encoding="utf-8") + "<p>edited</p>", encoding="utf-8")
+    changed = compliance.get(html_link)
+    assert changed.status_code == 409 and "changed since it was written" in changed.text
+
+
+@SQLITE_ONLY
+def test_search_and_days_narrow_the_board_and_the_timeline(app) -> None:
+    server, tokens = app
+    key = seed("Support credential misuse")
+    other = seed("Payroll export left public", stage="assessed")
+    compliance = _session(server, tokens[Role.COMPLIANCE])
+
+    board = compliance.get("/ui/", params={"q": "PAYROLL"}).text
+    assert other in board and key not in board
+    today = utcnow().date()
+    detected = compliance.get("/ui/", params={"since": str(today - timedelta(days=3))}).text
+    assert key in detected and other in detected  # both detected two days ago
+    assert key not in compliance.get("/ui/", params={"since": str(today)}).text
+
+    timeline = f"/ui/incidents/{key}/timeline"
+    found = compliance.get(timeline, params={"q": "ico-123"}).text
+    assert found.count("<tr data-seq=") == 1 and "report.submitted" in found
+    assert "1 event matches" in found
+    later = compliance.get(timeline, params={"since": str(today + timedelta(days=1))}).text
+    assert "No event matches." in later
+    for bad in ({"since": "06/12/2026"}, {"since": "2026-12-06", "until": "2026-12-01"}):
+        refused = compliance.get(timeline, params=bad)
+        assert refused.status_code == 422 and "text/html" in refused.headers["content-type"]
+    assert compliance.get(timeline, params={"q": "x" * 201}).status_code == 422
+
+
+@SQLITE_ONLY
+def test_the_timeline_reads_on_a_phone_and_prints_without_the_page_around_it(
+    app, tmp_path: Path
+) -> None:
+    server, tokens = app
+    key = seed("Support credential misuse")
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM)
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2
+        )
+        page = phone.new_page()
+        _log_in(page, server, tokens[Role.COMPLIANCE])
+        page.goto(f"{server.url}/ui/incidents/{key}/timeline")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        first = page.locator("#events tbody tr").first
+        assert "Incident declared" in first.inner_text()
+        _shot(page, tmp_path / "timeline-phone.png")
+        page.emulate_media(media="print")
+        assert not page.locator("header.top").is_visible()
+        assert not page.locator("form.filters").is_visible()
+        assert page.locator("#events").is_visible()
+        browser.close()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi.responses import HTMLResponse
 
+from breachflow.api.pages.times import VIEWER_ZONE
 from breachflow.rendering.environment import environment
 
 #: No script anywhere; styles and fonts only from here; no framing, no referrer.
@@ -29,6 +31,9 @@ HEADERS = {
 CJK_START = 0x2E80
 CJK_RANGE = "U+2E80-FFFF, U+20000-3FFFF"
 
+#: The page being answered (path and query), for forms that come back to it.
+HERE: ContextVar[str] = ContextVar("here", default="/ui/")
+
 _font_texts: OrderedDict[str, str] = OrderedDict()  # digest → the characters of a page
 _font_lock = threading.Lock()
 
@@ -38,6 +43,8 @@ def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     the page links the project's font, cut to the characters it shows."""
     template = environment().get_template(f"pages/{name}.html.j2")
     context.setdefault("viewer", None)
+    context.setdefault("viewer_zone", VIEWER_ZONE.get())
+    context.setdefault("here", HERE.get())
     html = template.render(font=None, **context)
     text = _cjk(html)
     if text:

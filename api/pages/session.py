@@ -22,7 +22,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from breachflow.api.auth import READERS, Caller
-from breachflow.api.pages.render import HEADERS, render
+from breachflow.api.pages.render import HEADERS, HERE, render
+from breachflow.api.pages.times import VIEWER_ZONE, viewer_zone
 from breachflow.models.apikey import Role, authenticate, live_key
 from breachflow.models.errors import BreachError, NotFound
 from breachflow.models.runtime import database, settings, vault
@@ -30,6 +31,7 @@ from breachflow.models.runtime import database, settings, vault
 router = APIRouter()
 
 COOKIE = "breach_session"
+ZONE_COOKIE = "breach_tz"  # the zone the viewer reads times in: a preference, not a secret
 SESSION_SECONDS = 8 * 3600  # a working shift; log in again after
 
 
@@ -41,6 +43,8 @@ async def page(request: Request, build: Callable[[Caller], Response]) -> Respons
     who = await viewer(request)
     if who is None:
         return to_login(request)
+    VIEWER_ZONE.set(viewer_zone(request.cookies.get(ZONE_COOKIE)))
+    HERE.set(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     try:
         return await run_in_threadpool(build, who)
     except BreachError as exc:
@@ -87,6 +91,23 @@ async def login(request: Request) -> Response:
         samesite="strict",
         secure=settings().public_url.startswith("https://"),
     )
+    return answer
+
+
+@router.post("/timezone")
+async def choose_timezone(request: Request) -> Response:
+    """Read the pages' times in a zone of one's own (UTC stays beside them); empty: UTC."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=5)
+    zone = (form.get("zone") or [""])[0].strip()[:64]
+    nexts = form.get("next")
+    answer = RedirectResponse(_safe_next(nexts[0] if nexts else None), 303, headers=HEADERS)
+    if not _same_origin(request):
+        return answer
+    chosen = viewer_zone(zone)
+    if chosen:
+        answer.set_cookie(ZONE_COOKIE, chosen, max_age=365 * 86400, path="/ui", samesite="strict")
+    else:
+        answer.delete_cookie(ZONE_COOKIE, path="/ui", samesite="strict")
     return answer
 
 

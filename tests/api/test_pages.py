@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -606,3 +607,28 @@ def test_the_timeline_reads_on_a_phone_and_prints_without_the_page_around_it(
         assert not page.locator("form.filters").is_visible()
         assert page.locator("#events").is_visible()
         browser.close()
+
+
+@SQLITE_ONLY
+def test_a_viewer_reads_times_in_their_own_zone_with_utc_beside(app) -> None:
+    server, tokens = app
+    key = seed("Support credential misuse")
+    compliance = _session(server, tokens[Role.COMPLIANCE])
+    page = f"/ui/incidents/{key}/timeline"
+    assert "Times are UTC" in compliance.get(page).text
+
+    chosen = compliance.post("/ui/timezone", data={"zone": "Asia/Shanghai", "next": page})
+    assert chosen.status_code == 303 and chosen.headers["location"] == page
+    shown = compliance.get(page).text
+    assert "Times are in Asia/Shanghai, with UTC beside them" in shown
+    [first] = _events(key)[:1]
+    local = first.recorded_at.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"{local:%Y-%m-%d %H:%M:%S} CST" in shown  # Beijing time...
+    assert f"{first.recorded_at:%Y-%m-%d %H:%M:%S} UTC" in shown  # ...and UTC beside it
+
+    compliance.post("/ui/timezone", data={"zone": "Mars/Olympus", "next": "//evil.example"})
+    assert "Times are UTC" in compliance.get(page).text  # not a zone: back to UTC
+    assert (
+        compliance.post("/ui/timezone", data={"next": "//evil.example"}).headers["location"]
+        == "/ui/"
+    )  # never sent off-site

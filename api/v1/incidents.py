@@ -201,7 +201,7 @@ async def update(key: str, body: IncidentPatch, who: Responder) -> Any:
 
 
 @router.put("/{key}/notice")
-async def set_notice(key: str, body: dict[str, dict[str, str]], who: Responder) -> dict[str, Any]:
+async def set_notice(key: str, body: dict[str, dict[str, Any]], who: Responder) -> dict[str, Any]:
     """The notice texts, per locale, as in ``examples/notice.yaml``."""
     texts = parse_notice_texts(body)
 

@@ -6,6 +6,9 @@ US-CA", "residents of US"), so the assessment's ``residents`` holds a country's 
 each subdivision's share of it. A table a person reads must not add those up twice:
 ``residence_rows`` nests each subdivision under its country and says what is unknown, so
 the rows add up to everyone.
+
+A residence also says which time zone the person's clocks show (``timezone_of``), when it
+names one, so that a notice gives times as they read them.
 """
 
 from __future__ import annotations

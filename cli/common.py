@@ -9,13 +9,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, overload
 
 import typer
-from rich.console import Console
+
+from breachflow.cli.terminal import SafeConsole
 
 if TYPE_CHECKING:
     from breachflow.flows.runs import ResponseSummary
 
-console = Console()
-errors = Console(stderr=True)
+console = SafeConsole()
+errors = SafeConsole(stderr=True)
 
 Key = Annotated[str, typer.Argument(help="Incident key, e.g. INC-2026-0001.")]
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 from sqlalchemy import text
 
 from breachflow import shipped
+from breachflow.models import commands
+from breachflow.models.base import utcnow
+from breachflow.models.incident import Severity
 from tests.conftest import SQLITE_ONLY
 from tests.testkit.factories import EXAMPLE_NOTICE, people, write_csv
 
@@ -235,3 +239,31 @@ def test_the_first_run_says_what_is_true_before_and_after_the_approval(
     assert f"{key} is closed" in closed.stdout and "still open when closed" in closed.stdout
     again = breach("run", key, **gates)
     assert "already closed: nothing to do, nothing was sent" in again.stdout
+
+
+HOSTILE = "Phish\x1b]8;;https://evil.example\x07click here\x1b]8;;\x07\x1b[2J\x9b31m\u202eevil"
+
+
+@SQLITE_ONLY
+def test_text_from_outside_never_reaches_the_terminal_as_instructions(breach, db) -> None:
+    """A title or detail with ESC, OSC 8, an 8-bit CSI or a bidi override is printed as
+    text: the only escapes in the output are the colours Rich adds itself."""
+    with db.unit_of_work() as session:
+        incident = commands.declare(
+            session,
+            title=HOSTILE,
+            description=f"Described as {HOSTILE}",
+            severity=Severity.HIGH,
+            detected_at=utcnow() - timedelta(hours=2),
+            aware_at=utcnow() - timedelta(hours=1),
+            data_categories=["email"],
+            actor="test",
+        )
+        key = incident.key
+    for command in (["list"], ["show", key], ["timeline", key]):
+        shown = breach(*command, FORCE_COLOR="1")  # as on a terminal: Rich writes colours
+        assert shown.returncode == 0, shown.stderr
+        assert "evil.example" in shown.stdout, command  # the text is shown...
+        # ...but nothing of it drives the terminal: only Rich's own colour codes (SGR).
+        assert not re.search(r"\x1b(?!\[[0-9;]*m)", shown.stdout), (command, shown.stdout)
+        assert not re.search(r"[\x07\x9b\u202e]", shown.stdout), command

@@ -4,13 +4,13 @@ per network address and in size, and everything shown back is escaped."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from breachflow.api.forms import first, form_fields
 from breachflow.flows.intake.public_reports import take_in
 from breachflow.models.errors import BreachError, RateLimited
 from breachflow.models.runtime import settings
@@ -43,10 +43,12 @@ async def page() -> HTMLResponse:
 
 @router.post("/report", response_class=HTMLResponse, include_in_schema=False)
 async def report_form(request: Request) -> HTMLResponse:
-    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+    form = await form_fields(request, most=10)
+    if form is None:
+        return _page(error="This is not the report form's post: too many fields.", status=400)
 
     def field(name: str, limit: int) -> str:
-        return (form.get(name) or [""])[0][:limit]
+        return first(form, name, limit)
 
     try:
         received = await run_in_threadpool(

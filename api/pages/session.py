@@ -15,13 +15,14 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from breachflow.api.auth import READERS, Caller
+from breachflow.api.forms import first, form_fields
 from breachflow.api.pages.render import HEADERS, HERE, render
 from breachflow.api.pages.times import VIEWER_ZONE, viewer_zone
 from breachflow.models.apikey import Role, authenticate, live_key
@@ -72,8 +73,10 @@ async def login_page(next: str | None = None) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=5)
-    token = (form.get("key") or [""])[0][:200]
+    form = await form_fields(request, most=5)
+    if form is None:
+        return render("login", 400, next="/ui/", error="This is not the login form's post.")
+    token = first(form, "key", 200)
     nexts = form.get("next")
     target = _safe_next(nexts[0] if nexts else None)
     if not _same_origin(request):
@@ -97,8 +100,8 @@ async def login(request: Request) -> Response:
 @router.post("/timezone")
 async def choose_timezone(request: Request) -> Response:
     """Read the pages' times in a zone of one's own (UTC stays beside them); empty: UTC."""
-    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=5)
-    zone = (form.get("zone") or [""])[0].strip()[:64]
+    form = await form_fields(request, most=5) or {}  # not our form: back to UTC
+    zone = first(form, "zone", 64).strip()
     nexts = form.get("next")
     answer = RedirectResponse(_safe_next(nexts[0] if nexts else None), 303, headers=HEADERS)
     if not _same_origin(request):
@@ -162,7 +165,9 @@ def _session_caller(cookie: str | None) -> Caller | None:
     """The live key a cookie was made from, if it is genuine and not expired."""
     prefix, _, rest = (cookie or "").partition(".")
     expires, _, mac = rest.partition(".")
-    if not (prefix and expires.isdigit() and mac) or int(expires) < time.time():
+    # A Unix time: ASCII digits, a dozen at most (int() of 5,000 digits raises).
+    well_formed = expires.isascii() and expires.isdigit() and len(expires) <= 12
+    if not (prefix and well_formed and mac) or int(expires) < time.time():
         return None
     secret = _session_key()
     with database().unit_of_work() as session:

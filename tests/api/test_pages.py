@@ -632,3 +632,19 @@ def test_a_viewer_reads_times_in_their_own_zone_with_utc_beside(app) -> None:
         compliance.post("/ui/timezone", data={"next": "//evil.example"}).headers["location"]
         == "/ui/"
     )  # never sent off-site
+
+
+@SQLITE_ONLY
+def test_hostile_cookies_and_posts_get_a_4xx_not_a_500(app) -> None:
+    """Issue 17, item 9: a session cookie with a 5,000-digit or non-ASCII expiry, and forms
+    with more fields than any of ours, were 500s before any key was checked."""
+    server, _ = app
+    for cookie in (b"breach_session=abc." + b"9" * 5000 + b".def", b"breach_session=a.\xb9\xb2.d"):
+        answer = httpx.get(f"{server.url}/ui/", headers=[(b"cookie", cookie)])
+        assert answer.status_code == 303 and "/ui/login" in answer.headers["location"]
+    too_many = {f"field{n}": "x" for n in range(12)}
+    for path in ("/ui/login", "/report"):
+        answer = httpx.post(f"{server.url}{path}", data=too_many)
+        assert answer.status_code == 400 and "text/html" in answer.headers["content-type"], path
+    moved = httpx.post(f"{server.url}/ui/timezone", data=too_many)
+    assert moved.status_code == 303 and moved.headers["location"] == "/ui/"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 from breachflow.models.delivery import DeliveryResult, DeliveryStatus, OutboundMessage
+from breachflow.models.files import private_directory, write_private
 from breachflow.notifiers.email_message import UnbuildableMessage, build_email, message_id
 
 
@@ -55,10 +55,8 @@ class _Outbox:
                 status=DeliveryStatus.FAILED_PERMANENT,
                 detail=str(exc),
             )
-        target = _path(self.directory, msg.message_id, self.suffix)
-        temporary = target.with_suffix(".tmp")
-        temporary.write_bytes(content)
-        os.replace(temporary, target)
+        # Contact details are in it: the owner's only, like the letters (0600 in 0700).
+        write_private(_path(self.directory, msg.message_id, self.suffix), content)
         return DeliveryResult(
             notification_id=msg.notification_id,
             status=DeliveryStatus.SENT,
@@ -66,7 +64,7 @@ class _Outbox:
         )
 
     async def send(self, batch: list[OutboundMessage]) -> list[DeliveryResult]:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)
         return await asyncio.to_thread(lambda: [self._write(msg) for msg in batch])
 
 

@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Integer, String, select
+from sqlalchemy import BigInteger, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from breachflow.models.base import Base, UTCDateTime, utcnow
@@ -40,6 +40,9 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: The issue time (Unix milliseconds) of the last page session logged out: it, and
+    #: every session issued before it, is refused (a copied cookie dies with the logout).
+    sessions_ended_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     @property
     def actor(self) -> str:

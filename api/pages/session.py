@@ -19,13 +19,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from breachflow.api.auth import READERS, Caller
 from breachflow.api.forms import first, form_fields
 from breachflow.api.pages.render import HEADERS, HERE, render
 from breachflow.api.pages.times import VIEWER_ZONE, viewer_zone
-from breachflow.models.apikey import Role, authenticate, live_key
+from breachflow.models.apikey import ApiKey, Role, authenticate, live_key
 from breachflow.models.errors import BreachError, NotFound
 from breachflow.models.runtime import database, settings, vault
 
@@ -116,8 +117,10 @@ async def choose_timezone(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """Ends the session on the server too: a copy of the cookie no longer opens a page."""
     answer = RedirectResponse("/ui/login", 303, headers=HEADERS)
     if _same_origin(request):
+        await run_in_threadpool(_end_sessions, request.cookies.get(COOKIE))
         answer.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
     return answer
 
@@ -156,26 +159,57 @@ def _login_with(token: str) -> tuple[str | None, str | None]:
             return None, "That key is unknown or revoked."
         if Role(key.role) not in READERS:
             return None, f"A {key.role} key cannot open these pages."
-        expires = int(time.time()) + SESSION_SECONDS
+        expires = _now_ms() + SESSION_SECONDS * 1000  # milliseconds: see _issued
         mac = _mac(secret, key.prefix, expires, key.secret_sha256)
         return f"{key.prefix}.{expires}.{mac}", None
 
 
 def _session_caller(cookie: str | None) -> Caller | None:
-    """The live key a cookie was made from, if it is genuine and not expired."""
-    prefix, _, rest = (cookie or "").partition(".")
-    expires, _, mac = rest.partition(".")
-    # A Unix time: ASCII digits, a dozen at most (int() of 5,000 digits raises).
-    well_formed = expires.isascii() and expires.isdigit() and len(expires) <= 12
-    if not (prefix and well_formed and mac) or int(expires) < time.time():
-        return None
+    """The live key a cookie was made from, if it is genuine, not expired and not logged
+    out."""
     secret = _session_key()
     with database().unit_of_work() as session:
-        key = live_key(session, prefix)
-        if key is None or Role(key.role) not in READERS:
-            return None
-        expected = _mac(secret, prefix, int(expires), key.secret_sha256)
-        return Caller(key.name, Role(key.role)) if hmac.compare_digest(mac, expected) else None
+        key = _session_key_of(session, cookie, secret)
+        return Caller(key.name, Role(key.role)) if key is not None else None
+
+
+def _end_sessions(cookie: str | None) -> None:
+    """Logging out: this session, and any of the key's issued before it, end here."""
+    secret = _session_key()
+    with database().unit_of_work() as session:
+        key = _session_key_of(session, cookie, secret)
+        if key is not None:
+            issued = _issued(cookie or "")
+            key.sessions_ended_at = max(key.sessions_ended_at or 0, issued)
+
+
+def _session_key_of(session: Session, cookie: str | None, secret: bytes) -> ApiKey | None:
+    """The key behind a genuine, unexpired session cookie not logged out, else None."""
+    prefix, _, rest = (cookie or "").partition(".")
+    expires, _, mac = rest.partition(".")
+    # Unix milliseconds: ASCII digits, 15 at most (int() of 5,000 digits raises).
+    well_formed = expires.isascii() and expires.isdigit() and len(expires) <= 15
+    if not (prefix and well_formed and mac) or int(expires) < _now_ms():
+        return None
+    key = live_key(session, prefix)
+    if key is None or Role(key.role) not in READERS:
+        return None
+    if not hmac.compare_digest(mac, _mac(secret, prefix, int(expires), key.secret_sha256)):
+        return None
+    if key.sessions_ended_at is not None and _issued(cookie or "") <= key.sessions_ended_at:
+        return None  # logged out
+    return key
+
+
+def _issued(cookie: str) -> int:
+    """When a (well-formed) session cookie was issued, in Unix milliseconds: its expiry less
+    the session's life. Milliseconds, so that logging in again right after logging out
+    makes a session issued after the one that ended."""
+    return int(cookie.split(".")[1]) - SESSION_SECONDS * 1000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _session_key() -> bytes:

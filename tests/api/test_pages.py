@@ -648,3 +648,19 @@ def test_hostile_cookies_and_posts_get_a_4xx_not_a_500(app) -> None:
         assert answer.status_code == 400 and "text/html" in answer.headers["content-type"], path
     moved = httpx.post(f"{server.url}/ui/timezone", data=too_many)
     assert moved.status_code == 303 and moved.headers["location"] == "/ui/"
+
+
+@SQLITE_ONLY
+def test_logging_out_ends_the_session_on_the_server(app) -> None:
+    """Issue 17, item 10: a cookie copied before logging out worked for 8 more hours."""
+    server, tokens = app
+    browser = _session(server, tokens[Role.COMPLIANCE])
+    copied = browser.cookies.get("breach_session")
+    assert copied and browser.get("/ui/").status_code == 200
+    assert browser.post("/ui/logout").status_code == 303
+
+    thief = httpx.Client(base_url=server.url, cookies={"breach_session": copied})
+    replayed = thief.get("/ui/")
+    assert replayed.status_code == 303 and "/ui/login" in replayed.headers["location"]
+    again = _session(server, tokens[Role.COMPLIANCE])  # logging in again works at once
+    assert again.get("/ui/").status_code == 200

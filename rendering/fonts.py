@@ -23,6 +23,9 @@ from fontTools import subset
 CJK_FONT = Path(noto_cjk_sans_otc.__file__).parent / "NotoSansCJK-Regular.ttc"
 SIMPLIFIED_CHINESE_FACE = 2  # JP, KR, SC, TC, HK, then the monospaced faces
 WEB_FONT_FAMILY = "Breachflow CJK"
+#: CJK radicals and punctuation onwards (kana, ideographs, fullwidth forms, supplementary
+#: ideographs): the characters a reader's machine may lack, which the web font carries.
+CJK_START = 0x2E80
 
 
 def web_font(text: str) -> bytes:

@@ -21,7 +21,7 @@ from breachflow.models.incident import Incident
 from breachflow.models.notice import NoticeContent, NoticeText
 from breachflow.models.settings import Settings
 from breachflow.rendering.environment import TEMPLATES, environment
-from breachflow.rendering.fonts import web_font
+from breachflow.rendering.fonts import CJK_START, web_font
 
 
 @cache
@@ -184,6 +184,3 @@ def notice_page(content: NoticeContent) -> str:
     if any(ord(character) >= CJK_START for character in shown):
         font = base64.b64encode(web_font(shown)).decode("ascii")
     return environment().get_template("public/notice.html.j2").render(n=content, font=font)
-
-
-CJK_START = 0x2E80  # CJK radicals onwards: the characters a reader's machine may lack

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from breachflow.api.pages.times import VIEWER_ZONE
 from breachflow.rendering.environment import environment
+from breachflow.rendering.fonts import CJK_START
 
 #: No script anywhere; styles and fonts only from here; no framing, no referrer.
 POLICY = (
@@ -26,9 +27,6 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
-#: What the web font is for: CJK radicals and punctuation onwards (kana, ideographs,
-#: fullwidth forms, the supplementary ideographs).
-CJK_START = 0x2E80
 CJK_RANGE = "U+2E80-FFFF, U+20000-3FFFF"
 
 #: The page being answered (path and query), for forms that come back to it.

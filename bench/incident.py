@@ -49,8 +49,10 @@ ledger's and nothing arrived twice (distinct Message-IDs, numbers, tokens, subsc
 letter references); the push stand-ins refused nothing; the incident ended
 ``reporting`` (its reports written, for a person to file; ``closed`` in the figures
 measured before closing waited for that).
-Noted without failing the run: SMS above the rate (more than rate + 1 in a sliding second
-at the stand-in), which the README says never happens.
+Noted without failing the run: SMS above the rate at the stand-in (more than rate + 1
+arrivals in a sliding second). The pacer's promise is about when requests leave the
+dispatchers; arrivals also carry the stand-in's own scheduling (``bench/notify.py`` measures
+both).
 
 Figures: the stages; per channel, the ledger, the sink and when the channel's last batch
 was recorded; Prefect's flow and task runs (from its API; per task, and the ``send-batch``
@@ -518,6 +520,7 @@ def live_env(
         "BREACH_REPORT_WAIT_SECONDS": "0",
         # Status callbacks would go here: nothing listens (and the stand-ins post none).
         "BREACH_PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
+        "BREACH_ALLOW_LOCAL_PUBLIC_URL": "true",  # loopback stand-ins
         "BREACH_SMTP_HOST": "127.0.0.1",
         "BREACH_SMTP_PORT": str(smtp_port),
         "BREACH_PREFECT_DEPLOYMENTS": "true",
@@ -938,9 +941,9 @@ def run(args: argparse.Namespace, bench: Bench) -> int:
     if sinks["twilio"]["busiest_second"] > args.sms_rate + 1:
         notes.append(
             f"sms: {sinks['twilio']['busiest_second']} messages reached the stand-in within one"
-            f" second at BREACH_SMS_RATE_PER_SECOND={args.sms_rate:g} (the README promises the"
-            " rate is never exceeded in any second; one more is allowed for a request on the"
-            " window's edge)"
+            f" second at BREACH_SMS_RATE_PER_SECOND={args.sms_rate:g}: arrivals, which carry"
+            " the stand-in's own scheduling; `bench/notify.py --skip-email --dispatchers 2`"
+            " checks the departures, which the pacer keeps within the rate"
         )
     report(
         args, key, stages, total, ended, events, ledger, sinks, vendor, prefect, sizes,

@@ -6,8 +6,9 @@ Two kinds: a send **rate** (messages a second, e.g. Twilio's 100 SMS/s) and a nu
 A provider's limit is shared by all workers that dispatch an incident, so it cannot live
 in one process. Each rate is one row holding the moment its next free slot begins (the
 virtual schedule of GCRA). A worker reserves a run of slots in one transaction (``FOR
-UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), then spaces its messages evenly
-across them, so the rate is never exceeded in any second, whatever the number of workers.
+UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) and sends one message on each; a
+message held up past its slot (by more than ``GRACE_SECONDS``) takes another, so the rate
+is never exceeded in any second, whatever the number of workers.
 A run is half a second of traffic, and the next is reserved in the background before the
 current one is used up, so sending never waits for the database; slots a worker reserves
 but does not use (at most a run) are lost to the others.
@@ -27,10 +28,8 @@ several hosts need synchronized clocks (NTP), as leases already do.
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,11 +42,12 @@ from breachflow.models.db import Database
 from breachflow.models.workers import orphaned
 
 RESERVE_SECONDS = 0.5  # how much traffic one reservation covers
-#: Pace this far under the configured ceiling. Requests reach the provider a few
-#: milliseconds off their slots (thread hand-off, the GIL, the network), and a schedule
-#: that met the ceiling exactly would see that jitter push a second over it now and then;
-#: 2% is 4 requests' worth of room a second at 200/s, 20 ms of jitter.
-HEADROOM = 0.02
+#: A request leaves within this long after its slot, or not on that slot. Requests reach
+#: the provider a little after their slots (thread hand-off, the GIL, a garbage
+#: collection); one held up longer takes a new slot, since leaving late it would land
+#: among the slots that follow, perhaps another worker's. Slots are spaced so that any
+#: second, widened by this grace, holds at most the rate's slots (see ``interval``).
+GRACE_SECONDS = 0.02
 
 
 class RateLimit(Base):
@@ -58,65 +58,73 @@ class RateLimit(Base):
 
 
 class DatabasePacer:
-    """``await pacer.wait()`` before each message: returns at that message's slot.
+    """``slot = await pacer.wait()`` before each message: returns at that message's slot.
 
-    One pacer serves a process for as long as it lives (the dispatcher's ``pacer_for``), from any
-    thread and event loop: what it has reserved but not used carries over from one batch to
-    the next, and so does the spacing after its last release.
+    The ceiling holds across processes because every request leaves in
+    ``[slot, slot + GRACE_SECONDS)`` and the shared schedule hands each slot out once, one
+    ``interval`` apart: any second then holds the departures of slots in an interval of
+    ``1 + GRACE_SECONDS`` seconds, at most ``per_second`` of them. Senders that send from
+    a worker thread call ``depart(slot)`` there, which checks the slot again.
+
+    One pacer serves a process for as long as it lives (the dispatcher's ``pacer_for``), from
+    any thread and event loop: what it has reserved but not used carries over from one batch
+    to the next.
     """
 
     def __init__(self, database: Database, name: str, per_second: float) -> None:
         if per_second <= 0:
             raise ValueError("a pacer needs a positive rate; use no pacer for no limit")
         self.database, self.name, self.per_second = database, name, per_second
-        self.interval = 1 / (per_second * (1 - HEADROOM))
+        # An open interval of 1 + GRACE seconds holds fewer than (1 + GRACE) / interval + 1
+        # points spaced ``interval`` apart: at most ``per_second`` of them.
+        self.interval = (1 + GRACE_SECONDS) / per_second
         self.chunk = max(1, round(per_second * RESERVE_SECONDS))
-        self._slots: list[float] = []
-        self._released = 0.0
-        self._lock = threading.Lock()  # guards the two fields above; never held across await
+        self._slots: list[float] = []  # this process's reserved slots, earliest last
+        self._lock = threading.Lock()  # guards ``_slots``; never held across await
         self._refilling = threading.Lock()  # one reservation at a time
-        # The last departures, as many as one second may hold (see ``depart``).
-        self._departures: deque[float] = deque(maxlen=max(1, math.floor(1 / self.interval)))
-        self._departing = threading.Lock()
 
-    async def wait(self) -> None:
+    async def wait(self) -> float:
+        """Returns, within the grace, at the slot it returns."""
+        while True:
+            slot = self._take()
+            while slot is None:
+                await asyncio.to_thread(self._refill)
+                slot = self._take()
+            while (delay := slot - time.time()) > 0:
+                await asyncio.sleep(delay)
+            if time.time() < slot + GRACE_SECONDS:
+                return slot
+            # Woken too late (a busy event loop): the slot's moment is gone.
+
+    def depart(self, slot: float) -> float:
+        """Called by a thread that sends synchronously, just before its request leaves with
+        the ``slot`` that ``wait`` gave it: returns once the request may leave (now, or at
+        a new slot if it was held up past the grace on its way here), with that time."""
+        while True:
+            now = time.time()
+            if slot <= now < slot + GRACE_SECONDS:
+                return now
+            if now >= slot + GRACE_SECONDS:
+                slot = self._take_blocking()
+            else:
+                time.sleep(slot - now)
+
+    def _take_blocking(self) -> float:
         slot = self._take()
         while slot is None:
-            await asyncio.to_thread(self._refill)
+            self._refill()
             slot = self._take()
-        delay = slot - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-    def depart(self) -> None:
-        """Called by a thread that sends synchronously, just before its request leaves.
-
-        Requests released on their slots can still be held up on the way out (a busy
-        interpreter, a garbage collection) and then leave together. Those held up may catch
-        up, but never so that any one second sees more departures than the paced rate: a
-        request waits until the one that many departures ago is a second old. The calling
-        thread sleeps for it.
-        """
-        with self._departing:
-            now = time.time()
-            window = self._departures
-            if len(window) == window.maxlen and window[0] + 1.0 > now:
-                time.sleep(window[0] + 1.0 - now)
-                now = window[0] + 1.0
-            window.append(now)
+        return slot
 
     def _take(self) -> float | None:
         now = time.time()
         with self._lock:
-            # A slot already past is forfeit: used now it would crowd another worker's.
-            while self._slots and self._slots[-1] < now - self.interval:
+            # A slot whose grace has passed is forfeit: used now it would crowd the next ones.
+            while self._slots and self._slots[-1] + GRACE_SECONDS <= now:
                 self._slots.pop()
             if not self._slots:
                 return None
-            # A request that left late must not let the next ones bunch up behind it: never
-            # release sooner than one interval after the previous release.
-            slot = max(self._slots.pop(), self._released + self.interval)
-            self._released = max(slot, now)
+            slot = self._slots.pop()
             running_low = len(self._slots) < self.chunk // 2
         if running_low and self._refilling.acquire(blocking=False):
             # Reserve the next run now, in the background: a reservation waits for the

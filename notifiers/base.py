@@ -22,9 +22,10 @@ class Notifier(Protocol):
 
 class Pacer(Protocol):
     """A rate limiter shared by every dispatcher (``models.pacing``): adapters await
-    ``wait`` once before each request to their provider; adapters that send from worker
-    threads also call ``depart`` in the thread, immediately before the request leaves."""
+    ``wait`` once before each request to their provider, which returns the request's slot;
+    adapters that send from worker threads also call ``depart(slot)`` in the thread,
+    immediately before the request leaves (a request held up on its way takes a new slot)."""
 
-    async def wait(self) -> None: ...
+    async def wait(self) -> float: ...
 
-    def depart(self) -> None: ...
+    def depart(self, slot: float) -> float: ...

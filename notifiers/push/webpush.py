@@ -163,11 +163,10 @@ class WebPushClient:
             return push_result(msg, DeliveryStatus.FAILED_PERMANENT, detail, contact_dead=True)
         payload = _webpush_payload(msg)
         async with slots:
-            if self._pacer is not None:
-                await self._pacer.wait()
+            slot = await self._pacer.wait() if self._pacer is not None else None
             loop = asyncio.get_running_loop()
             try:
-                response = await loop.run_in_executor(pool, self._post, subscription, payload)
+                response = await loop.run_in_executor(pool, self._post, subscription, payload, slot)
             except requests.RequestException as exc:
                 detail = f"push service unreachable: {type(exc).__name__}"
                 return push_result(msg, DeliveryStatus.FAILED_TEMPORARY, detail)
@@ -179,10 +178,14 @@ class WebPushClient:
                 return push_result(msg, DeliveryStatus.FAILED_PERMANENT, detail)
         return _webpush_result(msg, response)
 
-    def _post(self, subscription: dict[str, Any], payload: bytes) -> requests.Response:
-        """Encrypt (aes128gcm) and POST; runs in a worker thread."""
+    def _post(
+        self, subscription: dict[str, Any], payload: bytes, slot: float | None
+    ) -> requests.Response:
+        """Encrypt (aes128gcm) and POST; runs in a worker thread, leaving on ``slot``."""
         headers = self._vapid_headers(_origin(subscription["endpoint"]))
         pusher = WebPusher(subscription)
+        if self._pacer is not None and slot is not None:
+            self._pacer.depart(slot)
         response = pusher.send(
             payload, headers, ttl=self._ttl, content_encoding="aes128gcm", timeout=self._timeout
         )

@@ -78,12 +78,29 @@ Create = Callable[[Client], str]
 _PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 
 
+class GatedSession(requests.Session):
+    """Calls ``gate`` just before each request is handed to the connection.
+
+    The pacer's last word (``Pacer.depart``) is taken here rather than before the SDK call:
+    the SDK's own work (building, encoding and signing the request) takes milliseconds
+    that vary with how busy the interpreter is, and a request that spent them after its
+    slot would reach the provider bunched with the next ones."""
+
+    gate: Callable[[], object] | None = None
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if self.gate is not None:
+            self.gate()
+        return super().send(request, **kwargs)
+
+
 class HeaderKeepingHttpClient(TwilioHttpClient):
     """Keeps the last response's headers: ``TwilioRestException`` drops them, and
-    ``Retry-After`` is among them."""
+    ``Retry-After`` is among them. Its session is a ``GatedSession``."""
 
     def __init__(self, *, timeout: float) -> None:
         super().__init__(timeout=timeout)
+        self.session = GatedSession()
         self.last_headers: Mapping[str, str] = {}
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
@@ -266,26 +283,27 @@ class TwilioSender:
         with self.clients.borrow() as (http, client):
             while run.pending:
                 msg, create = run.pending.popleft()
-                await self._pace(run)
+                slot = await self._pace(run)
                 if run.refusal is not None:
                     run.results.append(_result(msg, DeliveryStatus.DEFERRED, run.refusal))
                     continue
                 result = await loop.run_in_executor(
-                    pool, _attempt, client, http, msg, create, self.pacer
+                    pool, _attempt, client, http, msg, create, self.pacer, slot
                 )
                 if result.status is DeliveryStatus.DEFERRED:
                     run.refusal = result.detail
                 run.results.append(result)
 
-    async def _pace(self, run: _Run) -> None:
-        """Wait for the pacer; if it breaks, defer the rest rather than lose the results
-        of the messages already sent by raising."""
+    async def _pace(self, run: _Run) -> float | None:
+        """Wait for the pacer and return the slot; if it breaks, defer the rest rather than
+        lose the results of the messages already sent by raising."""
         if self.pacer is None or run.refusal is not None:
-            return
+            return None
         try:
-            await self.pacer.wait()
+            return await self.pacer.wait()
         except Exception as exc:
             run.refusal = f"rate limiter failed ({type(exc).__name__})"
+            return None
 
 
 def _attempt(
@@ -294,10 +312,13 @@ def _attempt(
     msg: OutboundMessage,
     create: Create,
     pacer: Pacer | None,
+    slot: float | None,
 ) -> DeliveryResult:
     """One request, in a worker thread; never raises for an outcome Twilio can give."""
-    if pacer is not None:
-        pacer.depart()
+    session = http.session
+    assert isinstance(session, GatedSession)
+    if pacer is not None and slot is not None:
+        session.gate = lambda: pacer.depart(slot)
     try:
         sid = create(client)
     except (TwilioRestException, TwilioServiceException) as exc:
@@ -310,6 +331,8 @@ def _attempt(
             DeliveryStatus.FAILED_TEMPORARY,
             f"unreadable answer from twilio ({type(exc).__name__}); it may have been accepted",
         )
+    finally:
+        session.gate = None
     return DeliveryResult(
         notification_id=msg.notification_id, status=DeliveryStatus.SENT, provider_message_id=sid
     )

@@ -165,7 +165,7 @@ class Accepted:
     account_sid: str
     to: str
     params: dict[str, list[str]]
-    at: float  # time.time() when accepted
+    at: float  # time.time() when the request arrived (its headers read)
 
     def param(self, name: str) -> str | None:
         values = self.params.get(name)
@@ -341,8 +341,19 @@ class TwilioServer:
 
     # --- handling (called from the HTTP threads) ----------------------------------------
 
-    def handle(self, account: str, resource: str, params: dict[str, list[str]]) -> dict[str, Any]:
-        """Validate, apply the script, record, and build the 201 body; or raise TwilioError."""
+    def handle(
+        self,
+        account: str,
+        resource: str,
+        params: dict[str, list[str]],
+        arrived: float | None = None,
+    ) -> dict[str, Any]:
+        """Validate, apply the script, record, and build the 201 body; or raise TwilioError.
+
+        ``arrived``: when the request's headers were read, the moment a provider's rate
+        limit counts; stamped before this server's own work, so that its threads' delays
+        are not taken for the client's bunching."""
+        arrived = time.time() if arrived is None else arrived
         single = {k: v[0] for k, v in params.items()}
         to = single.get("To", "")
         self._enter(to)
@@ -355,7 +366,7 @@ class TwilioServer:
                 _validate_call(single)
             self._scripted_error(resource, to)
             sid = ("SM" if resource == "Messages" else "CA") + secrets.token_hex(16)
-            record = Accepted(resource, sid, account, to, params, time.time())
+            record = Accepted(resource, sid, account, to, params, arrived)
             with self._lock:
                 self._state.accepted.append(record)
         finally:
@@ -622,6 +633,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(TwilioError(20404, 404, path=self.path))
 
     def do_POST(self) -> None:
+        arrived = time.time()
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.startswith("/_test/"):
             self._admin(self.path, raw)
@@ -637,7 +649,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         params = parse_qs(raw.decode(), keep_blank_values=True)
         try:
-            body = self.twilio.handle(account, route["resource"], params)
+            body = self.twilio.handle(account, route["resource"], params, arrived)
         except TwilioError as exc:
             headers = {"Retry-After": exc.retry_after} if exc.retry_after else {}
             self._error(exc, headers)

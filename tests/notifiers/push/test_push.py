@@ -35,11 +35,19 @@ SHORT = "A security incident involved your personal information. Read more: " + 
 
 
 class CountingPacer:
+    """Counts waits; a request sent from a thread must depart with its wait's slot."""
+
     def __init__(self) -> None:
         self.waits = 0
+        self.departed: list[float] = []
 
-    async def wait(self) -> None:
+    async def wait(self) -> float:
         self.waits += 1
+        return float(self.waits)
+
+    def depart(self, slot: float) -> float:
+        self.departed.append(slot)
+        return time.time()
 
 
 def fcm_token(n: int) -> str:
@@ -385,7 +393,8 @@ def test_webpush_unreachable_endpoint_fails_only_that_message(
 def test_a_mixed_batch_goes_to_each_provider_and_is_paced_per_request(
     fcm: FakeFcm, push_service: FakePushService
 ) -> None:
-    """Tokens go to FCM, subscriptions to their push service; one pacer wait per request."""
+    """Tokens go to FCM, subscriptions to their push service; one pacer wait per request,
+    and Web Push's requests depart from their threads on their slots."""
     pacer = CountingPacer()
     notifier = PushNotifier(
         fcm_service_account=fcm.service_account(),
@@ -405,6 +414,9 @@ def test_a_mixed_batch_goes_to_each_provider_and_is_paced_per_request(
     assert sorted(m["token"] for m in fcm.accepted) == sorted(fcm_token(n) for n in (1, 2, 3))
     assert sorted(d.subscription_id for d in push_service.deliveries) == sorted(s.id for s in subs)
     assert pacer.waits == fcm.send_requests + push_service.requests == 6
+    # Web Push sends from a thread: each request departs there on a slot of its own wait.
+    assert len(set(pacer.departed)) == push_service.requests
+    assert set(pacer.departed) <= {float(n) for n in range(1, 7)}
 
 
 def test_an_unconfigured_provider_is_a_permanent_failure_with_a_clear_reason(

@@ -77,14 +77,17 @@ class CountingPacer:
         self.departures: list[float] = []
         self.fail_after = fail_after
 
-    async def wait(self) -> None:
+    async def wait(self) -> float:
         if self.fail_after is not None and len(self.waits) >= self.fail_after:
             raise ConnectionError("rate limiter store unreachable")
         self.waits.append(time.time())
         await asyncio.sleep(0.01)
+        return self.waits[-1]
 
-    def depart(self) -> None:
+    def depart(self, slot: float) -> float:
+        assert slot == self.waits[len(self.departures)]  # the slot its own wait gave
         self.departures.append(time.time())
+        return self.departures[-1]
 
 
 def unused_port() -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import cast
 
@@ -197,6 +197,35 @@ def _unreachable(skipped: list[Skip]) -> str:
     return f"no channel left: {explain(skipped)}"[:REASON_WIDTH]
 
 
+@dataclass(frozen=True)
+class LeasedSubject:
+    """What rendering one person's notice needs of them: the encrypted contacts, the
+    locale and the place (for the time zone). A plain record, not an ORM object: building
+    500 of those per batch was a tenth of a dispatcher's CPU."""
+
+    external_id: str
+    name_enc: bytes | None
+    email_enc: bytes | None
+    phone_enc: bytes | None
+    push_enc: bytes | None
+    address_enc: bytes | None
+    locale: str
+    country: str | None
+    region: str | None
+
+
+@dataclass(frozen=True)
+class Leased:
+    """A ledger row a claim leased: its id, its idempotency key and its person."""
+
+    id: int
+    idempotency_key: str
+    subject: LeasedSubject
+
+
+_SUBJECT_COLUMNS = [getattr(Subject, field.name) for field in fields(LeasedSubject)]
+
+
 def claim(
     session: Session,
     incident: Incident,
@@ -204,40 +233,60 @@ def claim(
     worker: str,
     limit: int,
     lease_seconds: float,
-) -> list[Notification]:
+) -> list[Leased]:
     """Lease up to ``limit`` rows of ``channel`` that are due: queued, due for retry, or
     with a dead lease. Marking them ``sending`` commits before anything leaves.
 
     A claim costs the person no attempt: an attempt is counted when its outcome is
     recorded, so a lease lost to our own crash (a dead lease, taken over) charges nobody.
+
+    One ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING id``,
+    then the people read by the returned ids' range and this lease: no statement carries
+    a list of 500 ids, whose text the driver would parse again on every batch.
     """
     now = utcnow()
     due = _claimable(session, incident, channel, now)
-    ids = session.scalars(
+    lease_expires_at = now + timedelta(seconds=lease_seconds)
+    picked = (
         select(Notification.id)
         .where(Notification.incident_id == incident.id, Notification.channel == channel, due)
         .order_by(Notification.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    ).all()
+    )
+    ids = set(
+        session.scalars(
+            update(Notification)
+            .where(Notification.id.in_(picked))
+            .values(
+                state=State.SENDING,
+                lease_owner=worker,
+                lease_expires_at=lease_expires_at,
+                retry_at=None,
+                updated_at=now,
+            )
+            .returning(Notification.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
     if not ids:
         return []
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids))
-        .values(
-            state=State.SENDING,
-            lease_owner=worker,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            retry_at=None,
-            updated_at=now,
+    rows = session.execute(
+        select(Notification.id, Notification.idempotency_key, *_SUBJECT_COLUMNS)
+        .join(Subject, Subject.id == Notification.subject_id)
+        .where(
+            Notification.id.between(min(ids), max(ids)),
+            Notification.lease_owner == worker,
+            Notification.state == State.SENDING,
         )
+        .order_by(Notification.id)
     )
-    return list(
-        session.scalars(
-            select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)
-        )
-    )
+    # The range may hold rows this worker leased in another claim: only this claim's.
+    return [
+        Leased(row_id, key, LeasedSubject(*person))
+        for row_id, key, *person in rows
+        if row_id in ids
+    ]
 
 
 @dataclass(frozen=True)

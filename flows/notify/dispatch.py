@@ -42,7 +42,6 @@ from breachflow.models.delivery import Channel, DeliveryResult, DeliveryStatus, 
 from breachflow.models.errors import BreachError, ProviderUnavailable, safe_reason
 from breachflow.models.incident import Incident
 from breachflow.models.notice import NoticeText
-from breachflow.models.notification import Notification
 from breachflow.models.pacing import ConnectionSlots, DatabasePacer
 from breachflow.models.runtime import database, settings, vault
 from breachflow.models.settings import NotifierMode, Settings
@@ -297,7 +296,7 @@ def _record(
 
 
 def _message(
-    row: Notification,
+    row: ledger.Leased,
     channel: Channel,
     incident: Incident,
     texts: dict[str, NoticeText],

@@ -49,7 +49,7 @@ _SOMEONE = "someone"
 
 
 def plan(
-    session: Session, incident: Incident, rows: Sequence[Notification], config: Settings
+    session: Session, incident: Incident, rows: Sequence[ledger.Leased], config: Settings
 ) -> dict[int, Wave] | None:
     """Each leased letter's wave, by notification id; None when the incident's letters are
     below the threshold and go as a PDF each."""

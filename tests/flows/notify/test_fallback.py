@@ -335,8 +335,11 @@ def test_a_lease_lost_to_our_own_crash_costs_the_person_no_attempt(db, settings,
     for crash in range(3):
         with db.unit_of_work() as session:
             incident = commands.get_incident(session, key)
-            [row] = ledger.claim(session, incident, Channel.EMAIL, f"dead/{crash}/x", 10, 0.0)
-        assert row.attempts == 0  # claimed, never recorded: the worker died
+            assert (
+                len(ledger.claim(session, incident, Channel.EMAIL, f"dead/{crash}/x", 10, 0.0)) == 1
+            )
+        [row] = ledger_rows(db, key)["C"]
+        assert (row.state, row.attempts) == ("sending", 0)  # claimed, never recorded: it died
     leased = claim(db, key, Channel.EMAIL)  # the lease has run out: taken over
     assert record(db, [result(leased["C"], DeliveryStatus.SENT, provider_message_id="m")]) == {
         "sent": 1

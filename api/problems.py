@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from breachflow.models.errors import (
     BreachError,
+    Forbidden,
     IllegalTransition,
     InvalidInput,
     NotFound,
@@ -53,6 +54,7 @@ def install(app: FastAPI) -> None:
             NotFound: 404,
             IllegalTransition: 409,
             InvalidInput: 422,
+            Forbidden: 403,
             RateLimited: 429,
             ProviderUnavailable: 503,
         }.get(type(exc), 400)

@@ -189,7 +189,9 @@ def run_demo(
     operator_decision(key, actor, DEMO_JUDGEMENT, waive=False)
     with runtime.database().unit_of_work() as session:  # the demo approves its own notice
         incident = commands.get_incident(session, key, lock=True)
-        runbook.approve(session, incident, "notice", f"{actor} (demo: auto-approved)", None)
+        runbook.approve(
+            session, incident, "notice", f"{actor} (demo: auto-approved)", "admin", None
+        )
     print_summary(run_with_progress(key, actor, console))
     console.print(f"  Announcement:      {config.site.resolve() / 'index.html'}")
     console.print(f"  Regulator packs:   breach reports {key}")

@@ -13,6 +13,8 @@ from breachflow.flows.approve import runbook as runbooks
 from breachflow.models import commands, runtime
 from breachflow.models.base import utcnow
 
+#: Whoever runs the CLI holds the database and the data key: an admin (SECURITY.md).
+CLI_ROLE = "admin"
 Note = Annotated[str | None, typer.Option(help="What was done or decided, for the record.")]
 
 
@@ -77,7 +79,7 @@ def approve(
     """Approve the notice texts and the decision to notify, then continue the response."""
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key, lock=True)
-        step_id = runbooks.approve(session, incident, gate, actor(), note).step
+        step_id = runbooks.approve(session, incident, gate, actor(), CLI_ROLE, note).step
     console.print(f"{key.upper()}: {gate} approved ({step_id}) by {actor()}.")
     if run:
         from breachflow.cli.common import print_summary

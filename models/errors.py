@@ -32,6 +32,10 @@ class InvalidInput(BreachError):
     pass
 
 
+class Forbidden(BreachError):
+    """The caller's role, or who they are, may not do this (a gate's approval)."""
+
+
 class ProviderUnavailable(BreachError):
     """A notifier's provider cannot be used right now; nothing was lost, retry later."""
 

@@ -214,6 +214,11 @@ class Settings(BaseSettings):
         description="Flow steps that wait for a person's approval: notify (the notice), close"
         " (the closure sign-off); [] turns gates off.",
     )
+    four_eyes: bool = Field(
+        default=True,
+        description="The person who last set the notice texts may not approve them: someone"
+        " else with the gate's role does (false: a team of one may approve its own texts).",
+    )
 
     serve_threads: int = Field(
         default=8,

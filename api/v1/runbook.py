@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -76,7 +76,6 @@ async def step_done(key: str, step: str, body: Note, who: StepTaker) -> dict[str
     """Mark a step done (a step that needs evidence: ``…/evidence``)."""
 
     def work() -> dict[str, Any]:
-        _not_a_gate(step)
         with database().unit_of_work() as session:
             incident = commands.get_incident(session, key, lock=True)
             row = runbooks.mark_done(session, incident, step, who.actor, note=body.note)
@@ -96,7 +95,7 @@ async def step_done_with_evidence(
 ) -> dict[str, Any]:
     """Mark a step done with its evidence: the file is the request body (up to 50 MiB),
     kept beside the record under ``filename`` and hashed on the timeline."""
-    _not_a_gate(step)
+    runbooks.refuse_gate(key, step)  # before the upload is read
     with tempfile.TemporaryDirectory() as folder:
         evidence = Path(folder) / filename
         with evidence.open("wb") as out:
@@ -119,26 +118,17 @@ async def step_done_with_evidence(
         return await run_in_threadpool(work)
 
 
-def _not_a_gate(step: str) -> None:
-    """A gated step is given by an approval, with the approval's roles, never as a step."""
-    gate = runbooks.approval_of(step)
-    if gate is not None:
-        raise HTTPException(403, f"step {step} is an approval: POST …/approvals/{gate}")
-
-
 @router.post("/approvals/{gate}", status_code=202)
 async def approve(key: str, gate: str, body: Note, who: Reader) -> Any:
-    """Approve (``notice``, ``closure``) and continue the response in the background."""
-    allowed = runbooks.approvers(gate)
-    if who.role not in allowed:
-        raise HTTPException(
-            403, f"a {who.role} key may not approve {gate} (allowed: {', '.join(sorted(allowed))})"
-        )
+    """Approve (``notice``, ``closure``) and continue the response in the background.
+    Who may: the gate's roles (``runbooks.approve``), and not the notice's own author."""
 
     def work() -> dict[str, str]:
         with database().unit_of_work() as session:
             incident = commands.get_incident(session, key, lock=True)
-            approval = runbooks.approve(session, incident, gate, who.actor, body.note)
+            approval = runbooks.approve(
+                session, incident, gate, who.actor, str(who.role), body.note
+            )
             incident_key, given = incident.key, approval.done_at.isoformat()
         # One approval, one run: a retried request is a new approval, a retried start is not.
         run = start_response(incident_key, who.actor, f"{incident_key}:approved:{gate}:{given}")

@@ -28,7 +28,7 @@ from breachflow import shipped
 from breachflow.models.announcement import AnnouncementDecision, latest_decision
 from breachflow.models.base import utcnow
 from breachflow.models.commands import latest_notice
-from breachflow.models.errors import InvalidInput
+from breachflow.models.errors import Forbidden, InvalidInput
 from breachflow.models.incident import Incident, IncidentState
 from breachflow.models.runbook import StepDone
 from breachflow.models.runtime import settings
@@ -186,13 +186,45 @@ def mark_done(
     note: str | None = None,
     evidence: Path | None = None,
 ) -> StepDone:
-    """Record a step as done, with its evidence copied beside the record and hashed."""
+    """Record a step as done, with its evidence copied beside the record and hashed.
+
+    A gated step is not done this way on any path: it is an approval (``approve``), with
+    the gate's roles and four eyes.
+    """
+    step = _step(incident, step_id)
+    refuse_gate(incident.key, step_id)
+    return _done(session, incident, step, actor, note=note, evidence=evidence)
+
+
+def refuse_gate(incident_key: str, step_id: str) -> None:
+    """A gated step is given by its approval only, never marked done as a step."""
+    gate = approval_of(step_id)
+    if gate is not None:
+        raise Forbidden(
+            f"step {step_id} is an approval: `breach approve {incident_key} {gate}`"
+            f" (API: POST /api/v1/incidents/{incident_key}/approvals/{gate})"
+        )
+
+
+def _step(incident: Incident, step_id: str) -> Step:
     steps = all_steps()
     if step_id not in steps:
         raise InvalidInput(
             f"no runbook step {step_id!r}; `breach runbook {incident.key}` lists them"
         )
-    _, step = steps[step_id]
+    return steps[step_id][1]
+
+
+def _done(
+    session: Session,
+    incident: Incident,
+    step: Step,
+    actor: str,
+    *,
+    note: str | None = None,
+    evidence: Path | None = None,
+) -> StepDone:
+    step_id = step.id
     if step.evidence and evidence is None:
         raise InvalidInput(f"step {step_id} needs evidence: --evidence FILE")
     row = session.scalar(
@@ -232,15 +264,27 @@ def mark_done(
 
 
 def approve(
-    session: Session, incident: Incident, gate: str, actor: str, note: str | None
+    session: Session, incident: Incident, gate: str, actor: str, role: str, note: str | None
 ) -> StepDone:
-    """A named person's approval for ``gate`` (``notice``): the step it completes."""
-    if gate not in GATES:
-        raise InvalidInput(f"nothing to approve called {gate!r}; gates: {', '.join(GATES)}")
+    """A named person's approval for ``gate`` (``notice``, ``closure``): the step it
+    completes. Only the gate's roles give it, on every path (the CLI acts as an admin:
+    it holds the database and the data key). With four eyes (the default), the person
+    who set the notice texts being approved cannot approve them: someone else does."""
+    allowed = approvers(gate)
+    if role not in allowed:
+        raise Forbidden(f"a {role} may not approve {gate} (allowed: {', '.join(sorted(allowed))})")
     step = gate_step(GATES[gate])
     if step is None:
         raise InvalidInput(f"no runbook step gates {GATES[gate]}: nothing to approve")
-    return mark_done(session, incident, step.id, actor, note=note)
+    if step.gates == "notify" and settings().four_eyes:
+        notice = latest_notice(session, incident)
+        if notice is not None and notice.created_by == actor:
+            raise Forbidden(
+                f"{actor} set notice version {notice.version} and cannot also approve it"
+                " (four eyes): another on-call or admin approves it, or turn four eyes off"
+                " with BREACH_FOUR_EYES=false"
+            )
+    return _done(session, incident, step, actor, note=note)
 
 
 def approvers(gate: str) -> frozenset[str]:

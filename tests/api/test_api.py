@@ -242,6 +242,40 @@ def test_errors_are_problem_details_and_bodies_have_a_size_limit(api):
 
 
 @SQLITE_ONLY
+def test_a_gate_is_given_only_by_its_roles_and_never_by_the_notices_author(api, monkeypatch):
+    """Once a responder could mark the notice approval done as a runbook step and then
+    start a run that notified everyone. The gate's step is refused as a step to every
+    role, its approval to roles outside the gate, and to whoever set the texts."""
+    monkeypatch.setenv("BREACH_APPROVAL_GATES", '["notify", "close"]')
+    runtime.reset()
+    server, tokens = api
+    key = _declare(server, tokens[Role.RESPONDER])
+    notice = yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8"))
+    oncall = _client(server, tokens[Role.ONCALL])
+    assert oncall.put(f"/api/v1/incidents/{key}/notice", json=notice).status_code == 403
+    admin = _client(server, tokens[Role.ADMIN])
+    assert admin.put(f"/api/v1/incidents/{key}/notice", json=notice).status_code == 200
+    gate_step = f"/api/v1/incidents/{key}/runbook/notification-approve-notice"
+    for role in Role:
+        client = _client(server, tokens[role])
+        for answer in (
+            client.post(gate_step, json={"note": "looks fine"}),
+            client.post(f"{gate_step}/evidence", params={"filename": "ok.txt"}, content=b"x"),
+        ):
+            assert answer.status_code == 403, (role, answer.text)
+    responder = _client(server, tokens[Role.RESPONDER])
+    refused = responder.post(f"/api/v1/incidents/{key}/approvals/notice", json={})
+    assert refused.status_code == 403 and "responder" in refused.json()["detail"]
+    own = admin.post(f"/api/v1/incidents/{key}/approvals/notice", json={})
+    assert own.status_code == 403 and "four eyes" in own.json()["detail"], own.text
+
+    checklist = oncall.get(f"/api/v1/incidents/{key}/runbook").json()
+    assert "approves it" in checklist["waiting_for"]
+    kinds = [e["kind"] for e in oncall.get(f"/api/v1/incidents/{key}/timeline").json()["items"]]
+    assert "approval.given" not in kinds
+
+
+@SQLITE_ONLY
 def test_on_call_marks_a_step_done_with_its_evidence_uploaded_and_hashed(api, settings):
     server, tokens = api
     key = _declare(server, tokens[Role.ADMIN])

@@ -223,7 +223,14 @@ def test_the_first_run_says_what_is_true_before_and_after_the_approval(
     shown = breach("show", key, **gates)
     assert "nobody notified yet" in shown.stdout and "(met)" not in shown.stdout
 
-    approved = breach("approve", key, "notice", "--note", "checked", **gates)
+    # Four eyes: whoever declared it with these texts asks someone else to approve them.
+    own = breach("approve", key, "notice", **gates)
+    assert own.returncode == 1 and "four eyes" in own.stderr, own.stderr
+    as_step = breach("step", key, "notification-approve-notice", "--done", **gates)
+    assert as_step.returncode == 1 and f"breach approve {key} notice" in as_step.stderr
+    approved = breach(
+        "approve", key, "notice", "--note", "checked", BREACH_ACTOR="cli:bob", **gates
+    )
     assert approved.returncode == 0, approved.stderr
     assert f"{key} is reporting." in approved.stdout
     assert "Open before it closes" in approved.stdout

@@ -10,7 +10,9 @@ import yaml
 from breachflow.flows.approve import runbook as runbooks
 from breachflow.flows.incident import incident_response
 from breachflow.models import commands, runtime
+from breachflow.models.apikey import Role
 from breachflow.models.base import utcnow
+from breachflow.models.errors import Forbidden
 from breachflow.models.incident import Severity
 from breachflow.models.notice import parse_notice_texts
 from tests.conftest import SQLITE_ONLY
@@ -59,13 +61,59 @@ def test_new_notice_texts_need_a_new_approval(db, gated):
 
     with db.unit_of_work() as session:
         incident = commands.get_incident(session, key)
-        runbook.approve(session, incident, "notice", "carol", "v1 approved")
+        runbook.approve(session, incident, "notice", "carol", "oncall", "v1 approved")
         assert runbook.waiting_for(session, incident, "notify") is None
         texts = yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8"))
         texts["en"]["remedies"] = "24 months of identity monitoring."
         commands.set_notice(session, incident, parse_notice_texts(texts), "dave")
         waiting = runbook.waiting_for(session, incident, "notify")
     assert waiting and "changed since the last approval" in waiting
+
+
+#: Who gives each approval: the role that owns its step, and admins.
+APPROVERS = {"notice": {Role.ADMIN, Role.ONCALL}, "closure": {Role.ADMIN, Role.COMPLIANCE}}
+
+
+@SQLITE_ONLY
+def test_an_approval_is_given_only_by_its_roles_and_its_step_never_marked_done(db, gated):
+    """The role matrix of the gates, below every path (API, CLI, pages): a gated step is
+    refused as a step to anyone, and its approval to every role outside the gate."""
+    key = seed_incident(db, gated, people(1))
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        for gate in APPROVERS:
+            step = runbooks.gate_step(runbooks.GATES[gate])
+            assert step is not None
+            with pytest.raises(Forbidden, match=f"breach approve {key} {gate}"):
+                runbooks.mark_done(session, incident, step.id, "cli:root", note="done")
+            for role in Role:
+                if role in APPROVERS[gate]:
+                    continue
+                with pytest.raises(Forbidden, match=f"a {role} may not approve {gate}"):
+                    runbooks.approve(session, incident, gate, f"key:{role}", role, None)
+        assert runbooks.waiting_for(session, incident, "notify") is not None
+        runbooks.approve(session, incident, "notice", "key:oncall", Role.ONCALL, None)
+        assert runbooks.waiting_for(session, incident, "notify") is None
+    assert timeline_kinds(db, key).count("approval.given") == 1
+
+
+@SQLITE_ONLY
+def test_whoever_set_the_notice_texts_cannot_also_approve_them(db, gated, monkeypatch):
+    key = seed_incident(db, gated, people(1))
+    texts = parse_notice_texts(yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8")))
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        texts["en"] = texts["en"].model_copy(update={"remedies": "Two years of monitoring."})
+        commands.set_notice(session, incident, texts, "api-key:dana")
+        with pytest.raises(Forbidden, match="four eyes"):
+            runbooks.approve(session, incident, "notice", "api-key:dana", Role.ADMIN, None)
+        assert runbooks.waiting_for(session, incident, "notify") is not None
+    monkeypatch.setenv("BREACH_FOUR_EYES", "false")  # a team of one
+    runtime.reset()
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        runbooks.approve(session, incident, "notice", "api-key:dana", Role.ADMIN, None)
+        assert runbooks.waiting_for(session, incident, "notify") is None
 
 
 @SQLITE_ONLY

@@ -102,7 +102,9 @@ def test_the_closure_sign_off_gates_closing_when_it_is_on(db, settings, monkeypa
             "Verify the record and sign off the closure: a compliance or admin approves it"
             f" with `breach approve {key} closure`"
         ]
-        runbooks.approve(session, incident, "closure", "cli:compliance-lead", "verified")
+        runbooks.approve(
+            session, incident, "closure", "cli:compliance-lead", "compliance", "verified"
+        )
     assert incident_response(key, requested_by="test").state == "closed"
 
 

@@ -18,7 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from breachflow.api.auth import Caller, allow
-from breachflow.flows.intake.alerts import Alert, ReplayedAlert, receive, verify_signature
+from breachflow.flows.intake.alerts import (
+    OCCURRENCE_MEMORY,
+    Alert,
+    ReplayedAlert,
+    occurrence,
+    receive,
+    verify_signature,
+)
 from breachflow.models.apikey import Role
 from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Severity
@@ -69,10 +76,7 @@ async def generic(request: Request) -> Any:
     try:
         alert = Alert.model_validate_json(body)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidInput(f"the alert is not valid: {problems}") from None
+        raise InvalidInput(f"the alert is not valid: {_problems(exc)}") from None
     try:
         intake = await run_in_threadpool(receive, f"hmac:{source}", alert, digest)
     except ReplayedAlert:
@@ -89,34 +93,82 @@ class AlertmanagerAlert(BaseModel):
     startsAt: Instant | None = None
     fingerprint: str | None = None
 
+    def alert(self) -> Alert:
+        """Ours: the summary as title, the description cut to what we keep (a long
+        templated annotation must not lose the alert); a bad fingerprint is refused."""
+        title = self.annotations.get("summary") or self.labels.get("alertname") or "alert"
+        description = self.annotations.get("description")
+        if description and len(description) > DESCRIPTION_MAX:
+            description = description[: DESCRIPTION_MAX - len(CUT)] + CUT
+        return Alert(
+            title=title[:300],
+            description=description,
+            status="resolved" if self.status == "resolved" else "firing",
+            severity=SEVERITIES.get(self.labels.get("severity", "").lower()),
+            fingerprint=self.fingerprint,
+            labels=dict(list(self.labels.items())[:64]),
+            starts_at=self.startsAt,
+        )
+
+
+DESCRIPTION_MAX = 5000
+CUT = " … (cut)"
+
 
 class AlertmanagerWebhook(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     version: str
     status: str
-    alerts: list[AlertmanagerAlert] = Field(max_length=1000)
+    #: Read one by one: one bad alert is refused on its own, never the whole batch.
+    alerts: list[Any] = Field(max_length=1000)
+
+
+class AlertOutcome(BaseModel):
+    """What became of one alert of a batch: taken (``action``) or refused (``refused``)."""
+
+    index: int
+    fingerprint: str | None = None
+    incident: str | None = None
+    action: str | None = None  # suspected, declared, counted, resolved, duplicate
+    received: int | None = None
+    refused: str | None = None
 
 
 @router.post("/alertmanager", status_code=202)
 async def alertmanager(
     payload: AlertmanagerWebhook, who: AlertSource
-) -> dict[str, list[IntakeOut]]:
+) -> dict[str, list[AlertOutcome]]:
+    """Each alert is taken or refused on its own, and the answer says which. An alert sent
+    again (a retried batch, Alertmanager's reminders) is a ``duplicate`` and counts nothing.
+    A batch of which nothing could be taken is a 422."""
     if payload.version != "4":
         raise InvalidInput(f"Alertmanager webhook version {payload.version}: only 4 is read")
-    results = []
-    for item in payload.alerts:
-        alert = Alert(
-            title=(item.annotations.get("summary") or item.labels.get("alertname") or "alert")[
-                :300
-            ],
-            description=item.annotations.get("description"),
-            status="resolved" if item.status == "resolved" else "firing",
-            severity=SEVERITIES.get(item.labels.get("severity", "").lower()),
-            fingerprint=item.fingerprint,
-            labels=dict(list(item.labels.items())[:64]),
-            starts_at=item.startsAt,
+    source = f"alertmanager:{who.name}"
+    outcomes = [await _take(source, index, raw) for index, raw in enumerate(payload.alerts)]
+    refused = [o for o in outcomes if o.refused]
+    if refused and len(refused) == len(outcomes):
+        raise InvalidInput(
+            "no alert could be taken: "
+            + "; ".join(f"alert {o.index}: {o.refused}" for o in refused[:10])
         )
-        intake = await run_in_threadpool(receive, f"alertmanager:{who.name}", alert)
-        results.append(IntakeOut(**vars(intake)))
-    return {"alerts": results}
+    return {"alerts": outcomes}
+
+
+async def _take(source: str, index: int, raw: Any) -> AlertOutcome:
+    try:
+        alert = AlertmanagerAlert.model_validate(raw).alert()
+    except ValidationError as exc:
+        return AlertOutcome(index=index, refused=_problems(exc))
+    try:
+        intake = await run_in_threadpool(
+            receive, source, alert, occurrence(source, alert), OCCURRENCE_MEMORY
+        )
+    except ReplayedAlert:
+        return AlertOutcome(index=index, fingerprint=alert.key(), action="duplicate")
+    return AlertOutcome(index=index, **vars(intake))
+
+
+def _problems(exc: ValidationError) -> str:
+    """Where and what, never the value (an alert may carry anything)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'alert'}: {e['msg']}" for e in exc.errors())

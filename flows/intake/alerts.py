@@ -39,6 +39,9 @@ from breachflow.models.timeline import EventKind, record
 
 #: A signed request is accepted this long either side of its timestamp, and only once.
 REPLAY_WINDOW = timedelta(minutes=5)
+#: How long one alert occurrence (an Alertmanager alert's fingerprint, status and start) is
+#: remembered: its re-sends (a retried batch, Alertmanager's repeat_interval) count once.
+OCCURRENCE_MEMORY = timedelta(days=7)
 SECRET_COLUMN = "alert_source_secret"  # noqa: S105 (the encryption context, not a secret)
 FINISHED = (IncidentState.CLOSED, IncidentState.DISMISSED)
 
@@ -89,16 +92,22 @@ class ReplayedAlert(BreachError):
     """This signed request was received before."""
 
 
-def receive(source: str, alert: Alert, signature: str | None = None) -> Intake:
+def receive(
+    source: str,
+    alert: Alert,
+    signature: str | None = None,
+    remember_for: timedelta = 2 * REPLAY_WINDOW,
+) -> Intake:
     """File one alert; returns what it did. Starts the response when a rule declares.
 
-    ``signature``: the request's, claimed in the same transaction, so a replay is refused
-    and a refused alert claims nothing.
+    ``signature``: the request's, or the alert occurrence's (``occurrence``), claimed in
+    the same transaction and kept ``remember_for``, so a replay or a re-send is refused
+    (``ReplayedAlert``) and a refused alert claims nothing.
     """
     fingerprint = alert.key()
     with database().unit_of_work() as session:
         if signature is not None:
-            _claim(session, signature)
+            _claim(session, signature, remember_for)
         counted = _count_if_open(session, source, fingerprint) if alert.status == "firing" else None
         if counted is not None:
             return counted
@@ -187,14 +196,22 @@ def _counted_in_a_storm(session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
-def _claim(session: Session, signature: str) -> None:
+def occurrence(source: str, alert: Alert) -> str:
+    """What makes one alert occurrence: its source, fingerprint, status and start. A sender
+    that re-sends it (a retry, a reminder) sends the same occurrence."""
+    start = alert.starts_at.isoformat() if alert.starts_at else ""
+    parts = "\0".join(("occurrence", source, alert.key(), alert.status, start))
+    return hashlib.sha256(parts.encode()).hexdigest()
+
+
+def _claim(session: Session, signature: str, remember_for: timedelta) -> None:
     now = utcnow()
     postgresql = _is_postgresql(session)
     insert = postgresql_insert if postgresql else sqlite_insert
     _sweep(session, now, postgresql=postgresql)
     claimed = session.scalar(
         insert(SeenSignature)
-        .values(signature=signature, expires_at=now + 2 * REPLAY_WINDOW)
+        .values(signature=signature, expires_at=now + remember_for)
         .on_conflict_do_nothing(index_elements=["signature"])
         .returning(SeenSignature.signature)
     )

@@ -145,6 +145,70 @@ def test_an_alert_starting_at_an_impossible_time_is_refused_at_the_door(db, sett
         assert opened.detected_at.isoformat() == earlier
 
 
+def test_each_alert_of_an_alertmanager_batch_is_taken_or_refused_on_its_own(db, intake):
+    """One bad alert once gave the whole batch a 500: the alerts before it were counted
+    again on every retry and those after it never taken in. Now each one is taken or
+    refused, the answer says which, and the batch sent again counts nothing twice."""
+    server, _ = intake
+    with db.unit_of_work() as session:
+        token = create_key(session, "alertmanager", Role.ALERT_SOURCE, "test")
+    started = (utcnow() - timedelta(minutes=5)).isoformat()
+
+    def alert(name: str, **fields: object) -> dict[str, object]:
+        return {"status": "firing", "labels": {"alertname": name}, "startsAt": started} | fields
+
+    batch = [
+        alert("Before", fingerprint="f-before"),
+        alert("LongStory", fingerprint="f-long", annotations={"description": "x" * 6000}),
+        alert("Empty", fingerprint=""),
+        alert("Huge", fingerprint="f" * 200),
+        alert("NoOffset", fingerprint="f-naive", startsAt="2026-11-20T09:30:00"),
+        alert("After", fingerprint="f-after"),
+    ]
+
+    def send(alerts: list[dict[str, object]]) -> httpx.Response:
+        return httpx.post(
+            f"{server.url}/api/v1/alerts/alertmanager",
+            json={"version": "4", "status": "firing", "alerts": alerts},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    first = send(batch)
+    assert first.status_code == 202, first.text
+    outcomes = first.json()["alerts"]
+    assert [o["index"] for o in outcomes] == list(range(6))
+    assert [o["action"] for o in outcomes] == [
+        "suspected",
+        "suspected",
+        None,
+        None,
+        None,
+        "suspected",
+    ]
+    assert "fingerprint" in outcomes[2]["refused"] and "fingerprint" in outcomes[3]["refused"]
+    assert "startsAt" in outcomes[4]["refused"] and "f" * 50 not in first.text
+    received = {g.fingerprint: g.received for g in groups(db)}
+    assert received == {"f-before": 1, "f-long": 1, "f-after": 1}
+    with db.unit_of_work() as session:
+        long_story = session.scalars(select(Incident).where(Incident.title == "LongStory")).one()
+        assert len(long_story.description) == 5000 and long_story.description.endswith("(cut)")
+
+    again = send(batch)  # Alertmanager retries a batch, or reminds of what still fires
+    assert [o["action"] for o in again.json()["alerts"]] == [
+        "duplicate", "duplicate", None, None, None, "duplicate"
+    ]  # fmt: skip
+    assert {g.fingerprint: g.received for g in groups(db)} == received
+
+    later = (utcnow() - timedelta(minutes=1)).isoformat()  # it fired again: a new occurrence
+    counted = send([alert("Before", fingerprint="f-before", startsAt=later)]).json()["alerts"]
+    assert (counted[0]["action"], counted[0]["received"]) == ("counted", 2)
+    with db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Incident)) == 3
+
+    nothing = send([alert("Empty", fingerprint="")])
+    assert nothing.status_code == 422 and "alert 0: fingerprint" in nothing.json()["detail"]
+
+
 def test_a_storm_of_identical_alerts_makes_one_incident(db, intake):
     server, secret = intake
     per_thread, threads = 40, 6

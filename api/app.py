@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from breachflow.api import problems
 from breachflow.api.callbacks import router as callbacks
+from breachflow.api.clients import ClientAddress
 from breachflow.api.limits import BodyLimit
 from breachflow.api.notices import router as notices
 from breachflow.api.pages import router as pages
@@ -43,6 +44,7 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(ClientAddress)
     app.include_router(incidents)
     app.include_router(alerts)
     app.include_router(runbook)

@@ -3,6 +3,7 @@ per network address and in size, and everything shown back is escaped."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -82,4 +83,13 @@ def _page(
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The address a limit counts: the client's (``api/clients.py``), and for IPv6 its
+    /64, which one household or one attacker's machine has whole."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return host

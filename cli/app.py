@@ -294,7 +294,11 @@ def serve(
     from breachflow.api.app import create_app
     from breachflow.flows import deployments
 
-    server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
+    # Forwarded headers are read by the app, from BREACH_TRUSTED_PROXIES only (api/clients.py).
+    config = uvicorn.Config(
+        create_app(), host=host, port=port, log_level="warning", proxy_headers=False
+    )
+    server = uvicorn.Server(config)
     console.print(f"Serving on http://{host}:{port} (public URL: {runtime.settings().public_url})")
     if not deployments.use_deployments():
         if watchdog_every > 0:

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import pyrage
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -151,6 +151,18 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://localhost:8000",
         description="Where `breach serve` is reachable: notice links and status callbacks.",
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Proxies in front of `breach serve` (addresses or networks, e.g."
+        ' ["10.0.0.0/8"]) whose Forwarded / X-Forwarded-For name the client; from anyone'
+        " else those headers are ignored.",
+    )
+    public_reports_per_hour: int = Field(
+        100,
+        ge=1,
+        description="Reports from the public taken in an hour from all addresses together"
+        " (each address: 5); each one sends an acknowledgement email.",
     )
     allow_local_public_url: bool = Field(
         False,

@@ -72,6 +72,7 @@ class AppServer:
             log_level="critical",  # tracebacks would quote request data
             access_log=False,
             lifespan="off",
+            proxy_headers=False,  # as `breach serve`: the app reads them (api/clients.py)
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -20,6 +20,7 @@ from breachflow.api.public import router as public
 from breachflow.api.v1.alerts import router as alerts
 from breachflow.api.v1.incidents import router as incidents
 from breachflow.api.v1.runbook import router as runbook
+from breachflow.api.v1.sources import router as alert_sources
 from breachflow.models.runtime import settings
 
 
@@ -47,6 +48,7 @@ def create_app() -> FastAPI:
     app.add_middleware(ClientAddress)
     app.include_router(incidents)
     app.include_router(alerts)
+    app.include_router(alert_sources)
     app.include_router(runbook)
     app.include_router(callbacks)
     app.include_router(notices)

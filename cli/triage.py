@@ -1,5 +1,5 @@
-"""``breach alerts add-source``, ``breach triage``, ``breach confirm``, ``breach dismiss``:
-what monitoring opened, and a person's decision about it."""
+"""``breach alerts add-source | list | rotate | revoke``, ``breach triage``, ``breach
+confirm``, ``breach dismiss``: what monitoring opened, and a person's decision about it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ Reason = Annotated[str, typer.Option("--reason", help="Why: it goes on the timel
 @alerts_app.command("add-source")
 def add_source(name: Annotated[str, typer.Argument(help="e.g. siem, ids.")]) -> None:
     """A source of signed alerts (POST /api/v1/alerts); prints its secret, once."""
-    from breachflow.flows.intake.alerts import add_source as add
+    from breachflow.flows.intake.sources import add_source as add
 
     secret = add(name, actor())
     sys.stdout.write(secret + "\n")
@@ -31,6 +31,58 @@ def add_source(name: Annotated[str, typer.Argument(help="e.g. siem, ids.")]) -> 
         f"Source {name!r} created. It signs each request with this secret (HMAC-SHA256 over"
         " '<timestamp>.<body>'); store it now: it will not be shown again."
     )
+
+
+@alerts_app.command("list")
+def list_sources() -> None:
+    """Every alert source: created, rotated (and until when its old secret signs), revoked.
+    Never a secret."""
+    from breachflow.flows.intake.sources import list_sources as listed
+
+    table = Table(title="Alert sources", title_justify="left")
+    for column in ("name", "status", "created", "by", "rotated", "old secret until", "revoked"):
+        table.add_column(column)
+    for s in listed():
+        revoked = f"{fmt(s.revoked_at)} by {escape(s.revoked_by or '')}" if s.revoked_at else "—"
+        table.add_row(
+            escape(s.name),
+            s.status,
+            fmt(s.created_at),
+            escape(s.created_by),
+            fmt(s.rotated_at),
+            fmt(s.previous_valid_until),
+            revoked,
+        )
+    console.print(table)
+
+
+@alerts_app.command("rotate")
+def rotate_source(
+    name: Annotated[str, typer.Argument(help="The source's name.")],
+    grace_hours: Annotated[
+        float, typer.Option(help="How long the old secret still signs (0 to 720 hours).")
+    ] = 24,
+) -> None:
+    """A new secret for a source; prints it, once. The old one signs for the grace period."""
+    from datetime import timedelta
+
+    from breachflow.flows.intake.sources import rotate_source as rotate
+
+    secret = rotate(name, actor(), timedelta(hours=grace_hours))
+    sys.stdout.write(secret + "\n")
+    errors.print(
+        f"Source {name!r} has a new secret; the old one signs for {grace_hours:g} more hours."
+        " Store it now: it will not be shown again."
+    )
+
+
+@alerts_app.command("revoke")
+def revoke_source(name: Annotated[str, typer.Argument(help="The source's name.")]) -> None:
+    """Revoke a source: no secret of it signs from now on."""
+    from breachflow.flows.intake.sources import revoke_source as revoke
+
+    revoke(name, actor())
+    console.print(f"Alert source {escape(name)!r} revoked.")
 
 
 def triage() -> None:

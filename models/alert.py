@@ -34,6 +34,13 @@ class AlertSource(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: After a rotation the secret before it signs until ``previous_valid_until``, so the
+    #: sender can switch without losing an alert.
+    previous_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    rotated_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class AlertGroup(Base):

@@ -158,6 +158,12 @@ class Settings(BaseSettings):
         ' ["10.0.0.0/8"]) whose Forwarded / X-Forwarded-For name the client; from anyone'
         " else those headers are ignored.",
     )
+    alert_incidents_per_hour: int = Field(
+        20,
+        ge=1,
+        description="Incidents one alert source may open in an hour; its further new alerts"
+        " are grouped on one 'alert storm' incident for triage.",
+    )
     public_reports_per_hour: int = Field(
         100,
         ge=1,

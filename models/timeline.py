@@ -32,6 +32,10 @@ class EventKind(StrEnum):
     INCIDENT_TRIAGED = "incident.triaged"
     ALERT_RECEIVED = "alert.received"
     ALERT_RESOLVED = "alert.resolved"
+    #: An alert source's secret was rotated or revoked (on the incidents it opened).
+    ALERT_SOURCE_CHANGED = "alert_source.changed"
+    #: A source opened more incidents in an hour than allowed: the rest are grouped here.
+    ALERT_STORM = "alert.storm"
     PUBLIC_REPORT_ATTACHED = "public_report.attached"
     STATE_CHANGED = "incident.state_changed"
     NOTICE_SET = "notice.set"

@@ -24,8 +24,8 @@ from breachflow.flows.intake.alerts import (
     ReplayedAlert,
     occurrence,
     receive,
-    verify_signature,
 )
+from breachflow.flows.intake.sources import verify_signature
 from breachflow.models.apikey import Role
 from breachflow.models.errors import InvalidInput
 from breachflow.models.incident import Severity

@@ -12,9 +12,7 @@ then locked, so two requests of a storm cannot both open an incident.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -22,19 +20,19 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import delete, select, text, update
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from breachflow.models import commands
-from breachflow.models.alert import AlertGroup, AlertSource, SeenSignature
+from breachflow.models.alert import AlertGroup, SeenSignature
 from breachflow.models.base import utcnow
 from breachflow.models.errors import BreachError, InvalidInput, ProviderUnavailable
 from breachflow.models.incident import Incident, IncidentState, Severity
 from breachflow.models.instants import Instant
-from breachflow.models.runtime import database, settings, vault
+from breachflow.models.runtime import database, settings
 from breachflow.models.timeline import EventKind, record
 
 #: A signed request is accepted this long either side of its timestamp, and only once.
@@ -42,7 +40,6 @@ REPLAY_WINDOW = timedelta(minutes=5)
 #: How long one alert occurrence (an Alertmanager alert's fingerprint, status and start) is
 #: remembered: its re-sends (a retried batch, Alertmanager's repeat_interval) count once.
 OCCURRENCE_MEMORY = timedelta(days=7)
-SECRET_COLUMN = "alert_source_secret"  # noqa: S105 (the encryption context, not a secret)
 FINISHED = (IncidentState.CLOSED, IncidentState.DISMISSED)
 
 
@@ -72,6 +69,13 @@ class Alert(BaseModel):
     #: When the problem began, by the sender's clock; a real instant or nothing.
     starts_at: Instant | None = None
 
+    @field_validator("fingerprint")
+    @classmethod
+    def _not_ours(cls, value: str | None) -> str | None:
+        if value == STORM:
+            raise ValueError(f"{STORM} is the fingerprint of a source's storm group")
+        return value
+
     def key(self) -> str:
         """The given fingerprint, or one made of the title and labels."""
         if self.fingerprint:
@@ -84,7 +88,7 @@ class Alert(BaseModel):
 class Intake:
     fingerprint: str
     incident: str | None
-    action: Literal["suspected", "declared", "counted", "resolved"]
+    action: Literal["suspected", "declared", "counted", "resolved", "grouped"]
     received: int  # alerts of this group so far
 
 
@@ -128,6 +132,11 @@ def receive(
             group.status = "firing"
             action = "counted"
             _counted_in_a_storm(session)
+        elif (storm := _storm(session, source, actor)) is not None:
+            open_incident = storm
+            group.incident_id, group.status, group.title = storm.id, "firing", alert.title
+            record(session, storm, EventKind.ALERT_RECEIVED, actor, _about(group))
+            action = "grouped"
         else:
             rule = matching_rule(alert.labels)
             open_incident = _open(session, source, alert, rule, fingerprint, actor)
@@ -144,6 +153,43 @@ def receive(
     if result.action == "declared" and result.incident:
         _start_response(result.incident, source, fingerprint)
     return result
+
+
+def _storm(session: Session, source: str, actor: str) -> Incident | None:
+    """Past ``BREACH_ALERT_INCIDENTS_PER_HOUR`` incidents opened by ``source`` in the last
+    hour, the incident its further new alerts are grouped on (suspected, opened once per
+    storm), else None. A storm of distinct fingerprints, broken or hostile, once opened a
+    thousand incidents in five seconds."""
+    cap = settings().alert_incidents_per_hour
+    if _is_postgresql(session):  # counted and opened by one request of a source at a time
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": source})
+    opened = session.scalar(
+        select(func.count()).where(
+            Incident.declared_by == actor, Incident.created_at >= utcnow() - timedelta(hours=1)
+        )
+    )
+    if (opened or 0) < cap:
+        return None
+    title = f"Alert storm from {source}: over {cap} incidents in an hour"
+    group = _locked_group(session, source, STORM, Alert(title=title))
+    group.received += 1
+    group.last_seen = utcnow()
+    incident = session.get(Incident, group.incident_id) if group.incident_id else None
+    if incident is None or incident.state in FINISHED:
+        described = Alert(title=title, description=STORM_DESCRIPTION.format(cap=cap))
+        incident = _open(session, source, described, None, STORM, actor)
+        group.incident_id, group.status, group.title = incident.id, "firing", title
+        record(session, incident, EventKind.ALERT_STORM, actor, {"source": source, "cap": cap})
+    return incident
+
+
+#: The fingerprint of a source's storm group, which no sender's fingerprint can be.
+STORM = "(storm)"
+STORM_DESCRIPTION = (
+    "This source opened more than {cap} incidents in an hour; the alerts with new"
+    " fingerprints after that are grouped on this incident (each one on its timeline) for a"
+    " person to triage. Check the source: a broken rule, a flood, or a stolen secret."
+)
 
 
 def _start_response(incident_key: str, source: str, fingerprint: str) -> None:
@@ -314,44 +360,3 @@ def _load_rules(path: Path) -> list[AlertRule]:
         return [AlertRule.model_validate(item) for item in raw]
     except (OSError, yaml.YAMLError, ValidationError, TypeError) as exc:
         raise InvalidInput(f"alert rules {path}: {exc}") from None
-
-
-# Sources and their signatures -------------------------------------------------------
-
-
-def add_source(name: str, actor: str) -> str:
-    """A new alert source; returns its secret, the only time it is shown."""
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise InvalidInput("a source needs a name of 1 to 100 characters, e.g. 'siem'")
-    secret = secrets.token_urlsafe(32)
-    sealed = vault().encrypt(SECRET_COLUMN, secret)
-    with database().unit_of_work() as session:
-        if session.scalar(select(AlertSource).where(AlertSource.name == name)):
-            raise InvalidInput(f"an alert source named {name!r} exists already")
-        session.add(AlertSource(name=name, secret_enc=sealed, created_by=actor))
-    return secret
-
-
-def verify_signature(source: str, timestamp: str, signature: str, body: bytes) -> str | None:
-    """The signature's digest when the request is signed by a live source within the
-    replay window (``receive`` then claims it, once), else None."""
-    try:
-        stamp = int(timestamp)
-    except ValueError:
-        return None
-    if abs(utcnow().timestamp() - stamp) > REPLAY_WINDOW.total_seconds():
-        return None
-    scheme, _, given = signature.partition("=")
-    if scheme != "sha256" or len(given) != 64:
-        return None
-    keys = vault()  # before the transaction: it checks the key in one of its own
-    with database().unit_of_work() as session:
-        found = session.scalar(
-            select(AlertSource).where(AlertSource.name == source, AlertSource.revoked_at.is_(None))
-        )
-        if found is None:
-            return None
-        secret = keys.decrypt(SECRET_COLUMN, found.secret_enc) or ""
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return given.lower() if hmac.compare_digest(expected.hexdigest(), given.lower()) else None

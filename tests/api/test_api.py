@@ -61,7 +61,7 @@ def _declare(server: AppServer, token: str) -> str:
 
 
 READ, WRITE, ALERTS, STEPS, APPROVE = "read", "write", "alerts", "steps", "approve"
-CLOSE = "close"
+CLOSE, ADMIN = "close", "admin"
 #: Every route of /api/v1, with what it needs; ``{key}`` is an incident of the test.
 ROUTES = [
     ("POST", "/api/v1/incidents", WRITE, {"json": INCIDENT}),
@@ -93,6 +93,10 @@ ROUTES = [
         ALERTS,
         {"json": {"version": "4", "status": "firing", "alerts": []}},
     ),
+    ("GET", "/api/v1/alert-sources", ADMIN, {}),
+    ("POST", "/api/v1/alert-sources", ADMIN, {"json": {"name": ""}}),
+    ("POST", "/api/v1/alert-sources/{name}/rotate", ADMIN, {"json": {}}),
+    ("POST", "/api/v1/alert-sources/{name}/revoke", ADMIN, {}),
 ]
 #: Without a key: alerts are signed with their source's secret (test_alerts.py), reports
 #: from the public are limited per address (test_public_reports.py).
@@ -104,6 +108,7 @@ ALLOWED = {
     STEPS: {Role.ADMIN, Role.ONCALL, Role.RESPONDER},
     APPROVE: {Role.ADMIN, Role.ONCALL},  # the notice; the closure: compliance and admin
     CLOSE: {Role.ADMIN, Role.COMPLIANCE},
+    ADMIN: {Role.ADMIN},
 }
 
 
@@ -120,7 +125,7 @@ def test_every_route_admits_exactly_its_roles_and_no_key_or_a_revoked_one_is_401
     assert documented == {(method, path) for method, path, _, _ in ROUTES} | set(NO_KEY)
 
     for method, path, need, options in ROUTES:
-        url = path.format(key=key, step="no-such-step", gate="notice")
+        url = path.format(key=key, step="no-such-step", gate="notice", name="nobody")
         for role in Role:
             # Only the door is tested: a 422 (this incident has no notice, no people) is in.
             answer = _client(server, tokens[role]).request(method, url, **options)

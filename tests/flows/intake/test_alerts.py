@@ -18,12 +18,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from breachflow.flows.intake.alerts import add_source
+from breachflow.flows.intake.sources import add_source
 from breachflow.models import commands, runtime
 from breachflow.models.alert import AlertGroup
 from breachflow.models.apikey import Role, create_key
 from breachflow.models.base import utcnow
 from breachflow.models.incident import Incident
+from breachflow.models.timeline import TimelineEvent
 from tests.api.test_callbacks import AppServer
 from tests.conftest import SQLITE_ONLY, free_port
 from tests.flows.test_incident_flow import timeline_kinds
@@ -207,6 +208,71 @@ def test_each_alert_of_an_alertmanager_batch_is_taken_or_refused_on_its_own(db, 
 
     nothing = send([alert("Empty", fingerprint="")])
     assert nothing.status_code == 422 and "alert 0: fingerprint" in nothing.json()["detail"]
+
+
+def test_a_source_secret_is_rotated_with_a_grace_period_and_revoked(db, intake, breach):
+    """Rotation over the API: the old secret signs for the grace period, then only the new
+    one; revocation over the CLI ends both. Each change is on the source's incidents."""
+    server, old = intake
+    opened = post(server, old, ALERT).json()["incident"]
+    with db.unit_of_work() as session:
+        admin = create_key(session, "root", Role.ADMIN, "test")
+        responder = create_key(session, "resp", Role.RESPONDER, "test")
+    api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"})
+    url = "/api/v1/alert-sources/siem/rotate"
+    refused = httpx.post(
+        f"{server.url}{url}", json={}, headers={"Authorization": f"Bearer {responder}"}
+    )
+    assert refused.status_code == 403
+    new = api.post(url, json={"grace_hours": 1}).json()["secret"]
+    assert new != old
+    for secret in (old, new):  # both sign during the grace period
+        assert post(server, secret, {**ALERT, "title": f"t{secret[:4]}"}).status_code == 202
+    newest = api.post(url, json={"grace_hours": 0}).json()["secret"]
+    assert post(server, new, {**ALERT, "title": "late"}).status_code == 401  # no grace left
+    assert post(server, newest, {**ALERT, "title": "newest"}).status_code == 202
+
+    listed = breach("alerts", "list")
+    assert "siem" in listed.stdout and "active" in listed.stdout
+    assert all(secret not in listed.stdout for secret in (old, new, newest))
+    assert api.get("/api/v1/alert-sources").json()["items"][0]["rotated_at"]
+    assert breach("alerts", "revoke", "siem").returncode == 0
+    assert post(server, newest, {**ALERT, "title": "after"}).status_code == 401
+    again = api.post("/api/v1/alert-sources/siem/revoke")
+    assert again.status_code == 422 and "revoked" in again.json()["detail"]
+    assert api.post("/api/v1/alert-sources/nobody/revoke").status_code == 404
+
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, opened)
+        changes = [
+            e.payload["change"]
+            for e in session.scalars(
+                select(TimelineEvent).where(TimelineEvent.incident_id == incident.id)
+            )
+            if e.kind == "alert_source.changed"
+        ]
+    assert changes == ["rotated", "rotated", "revoked"]
+
+
+def test_a_source_opens_at_most_its_hourly_incidents_and_groups_the_rest(db, intake, monkeypatch):
+    """A storm of distinct fingerprints once opened an incident each: 1,000 in 5 s."""
+    monkeypatch.setenv("BREACH_ALERT_INCIDENTS_PER_HOUR", "3")
+    runtime.reset()
+    server, secret = intake
+    actions = [post(server, secret, {**ALERT, "fingerprint": f"fp-{n}"}).json() for n in range(10)]
+    assert [a["action"] for a in actions] == ["suspected"] * 3 + ["grouped"] * 7
+    storm = {a["incident"] for a in actions[3:]}
+    assert len(storm) == 1
+    again = {**ALERT, "fingerprint": "fp-9", "description": "again"}  # another signature
+    assert post(server, secret, again).json()["action"] == "counted"
+    with db.unit_of_work() as session:
+        incidents = session.scalars(select(Incident).order_by(Incident.id)).all()
+        assert len(incidents) == 4 and incidents[-1].key in storm
+        assert "Alert storm from hmac:siem" in incidents[-1].title
+    kinds = timeline_kinds(db, storm.pop())
+    assert kinds.count("alert.storm") == 1 and kinds.count("alert.received") == 7
+    refused = post(server, secret, {**ALERT, "fingerprint": "(storm)"})
+    assert refused.status_code == 422
 
 
 def test_a_storm_of_identical_alerts_makes_one_incident(db, intake):

@@ -7,7 +7,7 @@ the source opened (``flows/intake/sources.py``).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -34,21 +34,9 @@ class Rotation(BaseModel):
     grace_hours: float = Field(default=24, ge=0, le=720)
 
 
-class SourceOut(BaseModel):
-    name: str
-    status: str
-    created_at: datetime
-    created_by: str
-    rotated_at: datetime | None
-    previous_valid_until: datetime | None
-    revoked_at: datetime | None
-    revoked_by: str | None
-
-
 @router.get("")
-async def list_sources(who: Admin) -> dict[str, list[SourceOut]]:
-    listed = await run_in_threadpool(sources.list_sources)
-    return {"items": [SourceOut(status=s.status, **vars(s)) for s in listed]}
+async def list_sources(who: Admin) -> dict[str, list[sources.SourceView]]:
+    return {"items": await run_in_threadpool(sources.list_sources)}
 
 
 @router.post("", status_code=201)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pydantic import BaseModel, computed_field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,9 +31,8 @@ SECRET_COLUMN = "alert_source_secret"  # noqa: S105 (the encryption context, not
 DEFAULT_GRACE = timedelta(hours=24)
 
 
-@dataclass(frozen=True)
-class SourceView:
-    """A source as listed: never its secret."""
+class SourceView(BaseModel):
+    """A source as listed (CLI and API): never its secret."""
 
     name: str
     created_at: datetime
@@ -43,6 +42,7 @@ class SourceView:
     revoked_at: datetime | None
     revoked_by: str | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def status(self) -> str:
         return "revoked" if self.revoked_at else "active"
@@ -66,13 +66,13 @@ def list_sources() -> list[SourceView]:
     with database().unit_of_work() as session:
         return [
             SourceView(
-                s.name,
-                s.created_at,
-                s.created_by,
-                s.rotated_at,
-                s.previous_valid_until,
-                s.revoked_at,
-                s.revoked_by,
+                name=s.name,
+                created_at=s.created_at,
+                created_by=s.created_by,
+                rotated_at=s.rotated_at,
+                previous_valid_until=s.previous_valid_until,
+                revoked_at=s.revoked_at,
+                revoked_by=s.revoked_by,
             )
             for s in session.scalars(select(AlertSource).order_by(AlertSource.name))
         ]

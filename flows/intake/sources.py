@@ -65,15 +65,7 @@ def add_source(name: str, actor: str) -> str:
 def list_sources() -> list[SourceView]:
     with database().unit_of_work() as session:
         return [
-            SourceView(
-                name=s.name,
-                created_at=s.created_at,
-                created_by=s.created_by,
-                rotated_at=s.rotated_at,
-                previous_valid_until=s.previous_valid_until,
-                revoked_at=s.revoked_at,
-                revoked_by=s.revoked_by,
-            )
+            SourceView.model_validate(s, from_attributes=True)
             for s in session.scalars(select(AlertSource).order_by(AlertSource.name))
         ]
 

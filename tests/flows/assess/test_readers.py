@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,9 +11,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from sqlalchemy import select
 
-from breachflow.flows.assess.readers import SAMPLE_BYTES
+from breachflow.flows.assess.readers import SAMPLE_BYTES, SNIFF_CHARS
 from breachflow.models import runtime
 from breachflow.models.commands import declare
 from breachflow.models.crypto import Vault
@@ -361,3 +365,105 @@ def test_a_missing_file_is_a_clear_error(
     """Importing a path that does not exist raises InvalidInput, not a traceback."""
     with pytest.raises(InvalidInput, match="no such file"):
         run_import(db, keys, incident_id, tmp_path / "nope.csv", tmp_path)
+
+
+def test_hostile_json_lines_are_rejected_each_on_its_own(
+    db: Database, keys: Vault, incident_id: int, tmp_path: Path
+) -> None:
+    """A line nested 200,000 deep (RecursionError) and an integer of 5,000 digits
+    (ValueError) once ended the whole import with a traceback."""
+    lines = [
+        json.dumps({"subject_id": "J1", "email": "j1@example.com"}),
+        '{"subject_id": "J2", "name": ' + "[" * 200_000 + "]" * 200_000 + "}",
+        '{"subject_id": ' + "9" * 5000 + "}",
+        json.dumps({"subject_id": "J4", "email": "j4@example.com"}),
+    ]
+    path = tmp_path / "affected.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = run_import(db, keys, incident_id, path, tmp_path)
+    assert [line for line, _ in report.rejected] == [2, 3]
+    assert report.rejected[0][1] == "not readable: JSON nested too deep"
+    assert report.rejected[1][1].startswith("not valid JSON: Exceeds the limit")
+    assert sorted(people(db, keys, incident_id)) == ["J1", "J4"]
+
+    deep_first = tmp_path / "deep.jsonl"
+    deep_first.write_text("[" * 200_000 + "]" * 200_000 + "\n" + lines[0] + "\n")
+    with pytest.raises(InvalidInput, match="line 1 is not a JSON object"):
+        run_import(db, keys, incident_id, deep_first, tmp_path)
+
+
+def test_a_long_line_is_rejected_alone_and_the_dialect_guessed_from_a_bounded_prefix(
+    db: Database, keys: Vault, incident_id: int, tmp_path: Path, monkeypatch
+) -> None:
+    path = tmp_path / "affected.csv"
+    path.write_text(
+        "subject_id,name,email\n"
+        "C1,Ann,c1@example.com\n"
+        f"C2,{'x' * 200_000},c2@example.com\n"
+        "C3,Cy,c3@example.com\n",
+        encoding="utf-8",
+    )
+    sniffed: list[int] = []
+    sniff = csv.Sniffer.sniff
+    monkeypatch.setattr(
+        csv.Sniffer,
+        "sniff",
+        lambda self, text, d=None: sniffed.append(len(text)) or sniff(self, text, d),
+    )
+    report = run_import(db, keys, incident_id, path, tmp_path)
+    assert report.rejected == [(3, "field 'name' is longer than 1000 characters")]
+    assert sorted(people(db, keys, incident_id)) == ["C1", "C3"]
+    # The dialect is guessed from a bounded prefix: the sniffer is quadratic in a line.
+    assert sniffed and max(sniffed) <= SNIFF_CHARS
+
+
+def test_a_corrupt_parquet_row_group_rejects_its_rows_and_the_others_land(
+    db: Database, keys: Vault, incident_id: int, tmp_path: Path
+) -> None:
+    """A corrupted page once aborted the whole import with an OSError."""
+    ids = [f"P{n}" for n in range(1, 31)]
+    table = pa.table({"subject_id": ids, "email": [f"{i.lower()}@example.com" for i in ids]})
+    path = tmp_path / "affected.parquet"
+    pq.write_table(table, path, row_group_size=10)
+    column = pq.ParquetFile(path).metadata.row_group(1).column(0)
+    data = bytearray(path.read_bytes())
+    start = column.data_page_offset + column.total_compressed_size // 2
+    data[start : column.data_page_offset + column.total_compressed_size] = b"\xab" * (
+        column.data_page_offset + column.total_compressed_size - start
+    )
+    path.write_bytes(bytes(data))
+    report = run_import(db, keys, incident_id, path, tmp_path)
+    assert [line for line, _ in report.rejected] == list(range(11, 21))
+    assert report.rejected[0][1].startswith("row group 2 is not readable")
+    assert sorted(people(db, keys, incident_id)) == sorted(ids[:10] + ids[20:])
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+LINES = st.one_of(
+    st.dictionaries(st.sampled_from(["subject_id", "email", "name", "x"]), JSON_VALUES).map(
+        json.dumps
+    ),
+    st.text(max_size=60).filter(lambda t: "\n" not in t and "\r" not in t),
+)
+
+
+@examples(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lines=st.lists(LINES, min_size=1, max_size=8), suffix=st.sampled_from(["jsonl", "csv"]))
+def test_any_file_is_imported_or_refused_and_every_row_is_accounted_for(
+    db: Database, keys: Vault, incident_id: int, tmp_path: Path, lines: list[str], suffix: str
+) -> None:
+    """Whatever a file holds: a clear refusal of the whole file, or a report in which every
+    row is new, merged or rejected with its line. Never another exception, never a row lost."""
+    path = tmp_path / f"people.{suffix}"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    try:
+        report = run_import(db, keys, incident_id, path, tmp_path)
+    except InvalidInput:
+        return
+    assert report.rows == report.new + report.merged + report.rejected_count

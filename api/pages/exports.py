@@ -1,5 +1,6 @@
-"""``/ui/incidents/{key}/export/{format}``: the exports of ``breach export``, downloaded from
-the incident page by anyone who may read it.
+"""``POST /ui/incidents/{key}/export/{format}``: the exports of ``breach export``, downloaded
+from the incident page by anyone who may read it (a form with the session's token: a
+download writes an export and an event, so it is never a GET).
 
 Each download is a new export made by :func:`flows.export.export_incident`: written to the
 exports folder and recorded on the timeline (``export.written``) under the viewer's key
@@ -15,7 +16,7 @@ from fastapi.responses import FileResponse, Response
 
 from breachflow.api.auth import Caller
 from breachflow.api.pages.render import HEADERS, render
-from breachflow.api.pages.session import page
+from breachflow.api.pages.session import action
 from breachflow.flows.export.write import ExportFormat, export_incident
 
 router = APIRouter()
@@ -28,9 +29,11 @@ MEDIA_TYPES = {
 }
 
 
-@router.get("/incidents/{key}/export/{fmt}")
+@router.post("/incidents/{key}/export/{fmt}")
 async def download(request: Request, key: str, fmt: str) -> Response:
-    def build(who: Caller) -> Response:
+    """A POST with the form token: each download is a new export on the timeline."""
+
+    def build(who: Caller, form: dict[str, list[str]]) -> Response:
         if fmt not in MEDIA_TYPES:
             formats = ", ".join(MEDIA_TYPES)
             message = f"There is no such export: the formats are {formats}."
@@ -41,4 +44,4 @@ async def download(request: Request, key: str, fmt: str) -> Response:
             result.path, media_type=MEDIA_TYPES[chosen], filename=result.path.name, headers=HEADERS
         )
 
-    return await page(request, build)
+    return await action(request, build)

@@ -1,27 +1,29 @@
-"""``/ui/incidents/{key}/people/{subject_id}``: one affected person's record, the only page
-with contact details.
+"""One affected person's record, the only page with contact details.
 
-Asked for by name, for the roles in :data:`PERSONAL_DATA`; every view of it is an event on
-the incident's timeline with the viewer's key name.
+Asked for by name (``POST /ui/incidents/{key}/people``, the look-up form, with the form
+token), for the roles in :data:`PERSONAL_DATA`; every view of it is an event on the
+incident's timeline with the viewer's key name. A link,
+``/ui/incidents/{key}/people/{subject_id}``, shows only the button that opens it: a GET
+changes nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from breachflow.api.auth import Caller
-from breachflow.api.pages.render import HEADERS, render
-from breachflow.api.pages.session import page, to_login, viewer
+from breachflow.api.forms import first
+from breachflow.api.pages.render import render
+from breachflow.api.pages.session import action, page
 from breachflow.api.pages.times import when
 from breachflow.models import commands
 from breachflow.models.apikey import Role
-from breachflow.models.errors import NotFound
+from breachflow.models.errors import InvalidInput, NotFound
 from breachflow.models.notification import Notification
 from breachflow.models.runtime import database, vault
 from breachflow.models.subject import Subject
@@ -35,20 +37,28 @@ router = APIRouter()
 PERSONAL_DATA = frozenset({Role.ADMIN, Role.RESPONDER, Role.COMPLIANCE})
 
 
-@router.get("/incidents/{key}/people")
-async def find_person(request: Request, key: str, subject_id: str = "") -> Response:
-    """The look-up form's target: to the person's own address (a GET form cannot build it)."""
-    if await viewer(request) is None:
-        return to_login(request)
-    target = f"/ui/incidents/{quote(key, safe='')}"
-    if subject_id.strip():
-        target += f"/people/{quote(subject_id.strip(), safe='')}"
-    return RedirectResponse(target, 303, headers=HEADERS)
-
-
 @router.get("/incidents/{key}/people/{subject_id:path}")
-async def person_page(request: Request, key: str, subject_id: str) -> Response:
+async def person_link(request: Request, key: str, subject_id: str) -> Response:
+    """A link to a person's record (bookmarked, shared): opening it is recorded on the
+    timeline, so a GET only offers the button that opens it (a POST with the form token)."""
+
     def build(who: Caller) -> HTMLResponse:
+        with database().unit_of_work() as session:
+            incident = commands.get_incident(session, key)
+            title = {"key": incident.key, "title": incident.title}
+        return render("person_open", viewer=who, incident=title, subject_id=subject_id)
+
+    return await page(request, build)
+
+
+@router.post("/incidents/{key}/people")
+async def person_page(request: Request, key: str) -> Response:
+    """One person's record: the look-up form's target (``subject_id``, ``csrf``)."""
+
+    def build(who: Caller, form: dict[str, list[str]]) -> HTMLResponse:
+        subject_id = first(form, "subject_id", 200).strip()
+        if not subject_id:
+            raise InvalidInput("give the person's subject id, as imported")
         if who.role not in PERSONAL_DATA:
             allowed = ", ".join(sorted(PERSONAL_DATA))
             message = f"A {who.role} key may not see people's contact details (allowed: {allowed})."
@@ -78,7 +88,7 @@ async def person_page(request: Request, key: str, subject_id: str) -> Response:
             }
         return render("person", viewer=who, person=person, **context)
 
-    return await page(request, build)
+    return await action(request, build)
 
 
 def _person(session: Session, subject: Subject, keys: Any) -> dict[str, Any]:

@@ -31,6 +31,8 @@ CJK_RANGE = "U+2E80-FFFF, U+20000-3FFFF"
 
 #: The page being answered (path and query), for forms that come back to it.
 HERE: ContextVar[str] = ContextVar("here", default="/ui/")
+#: The session's token every form that changes something carries (``session.action``).
+CSRF: ContextVar[str] = ContextVar("csrf", default="")
 
 _font_texts: OrderedDict[str, str] = OrderedDict()  # digest → the characters of a page
 _font_lock = threading.Lock()
@@ -43,6 +45,7 @@ def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("viewer", None)
     context.setdefault("viewer_zone", VIEWER_ZONE.get())
     context.setdefault("here", HERE.get())
+    context.setdefault("csrf", CSRF.get())
     html = template.render(font=None, **context)
     text = _cjk(html)
     if text:

@@ -5,8 +5,9 @@ The browser holds a session cookie, never the key: ``<key prefix>.<expiry>.<HMAC
 with a key derived from the data key and bound to the API key's stored digest. Every
 request looks the key up again, so revoking it (``breach keys revoke``) ends its sessions at
 once, and a restart or a second ``breach serve`` accepts the same cookie. The cookie is
-HttpOnly, SameSite=Strict (the only CSRF defence the two forms need: nothing else changes
-state) and Secure when ``BREACH_PUBLIC_URL`` is https.
+HttpOnly, SameSite=Strict and Secure when ``BREACH_PUBLIC_URL`` is https. A page that
+changes something (an export, opening a person's record: both go on the timeline) is a POST
+whose form carries the session's CSRF token (``action``), never a GET.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from breachflow.api.auth import READERS, Caller
 from breachflow.api.forms import first, form_fields
-from breachflow.api.pages.render import HEADERS, HERE, render
+from breachflow.api.pages.render import CSRF, HEADERS, HERE, render
 from breachflow.api.pages.times import VIEWER_ZONE, viewer_zone
 from breachflow.models.apikey import ApiKey, Role, authenticate, live_key
 from breachflow.models.errors import BreachError, NotFound
@@ -47,11 +48,37 @@ async def page(request: Request, build: Callable[[Caller], Response]) -> Respons
         return to_login(request)
     VIEWER_ZONE.set(viewer_zone(request.cookies.get(ZONE_COOKIE)))
     HERE.set(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    CSRF.set(await run_in_threadpool(csrf_token, request.cookies.get(COOKIE) or ""))
     try:
         return await run_in_threadpool(build, who)
     except BreachError as exc:
         status = 404 if isinstance(exc, NotFound) else 422
         return render("error", status, viewer=who, message=str(exc))
+
+
+async def action(
+    request: Request, build: Callable[[Caller, dict[str, list[str]]], Response], most: int = 5
+) -> Response:
+    """A form that changes something: posted from our own page, with the session's CSRF
+    token; then ``build`` with the form's fields, as any page."""
+    form = await form_fields(request, most=most)
+    cookie = request.cookies.get(COOKIE) or ""
+    token = first(form or {}, "csrf", 100)
+    expected = await run_in_threadpool(csrf_token, cookie)
+    if form is None or not _same_origin(request) or not hmac.compare_digest(token, expected):
+        who = await viewer(request)
+        if who is None:
+            return to_login(request)
+        message = "This form did not come from this site's page: open the page and try again."
+        return render("error", 403, viewer=who, message=message)
+    return await page(request, lambda who: build(who, form))
+
+
+def csrf_token(cookie: str) -> str:
+    """The session's form token: bound to its cookie, which a page on another site can
+    neither read nor guess (HttpOnly), so it cannot post a form of ours."""
+    message = b"csrf." + cookie.encode("utf-8", "replace")
+    return hmac.new(_session_key(), message, hashlib.sha256).hexdigest()
 
 
 async def viewer(request: Request) -> Caller | None:

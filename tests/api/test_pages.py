@@ -146,6 +146,20 @@ def _session(server: AppServer, token: str) -> httpx.Client:
     return client
 
 
+def _csrf(client: httpx.Client, key: str) -> str:
+    """The form token the incident page gives this session."""
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get(f"/ui/incidents/{key}").text)
+    assert found, "the incident page carries no form token"
+    return found.group(1)
+
+
+def _open_record(client: httpx.Client, key: str, subject_id: str) -> httpx.Response:
+    token = _csrf(client, key)
+    return client.post(
+        f"/ui/incidents/{key}/people", data={"subject_id": subject_id, "csrf": token}
+    )
+
+
 def _events(key: str) -> list[TimelineEvent]:
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
@@ -233,7 +247,10 @@ def test_the_pages_in_chromium_board_incident_timeline_and_a_tampered_chain(
     assert "ada@example.com" not in page.content()  # no contact details on this page
     exports = page.locator("#export")
     for download in ("PDF report", "Timeline CSV", "JSON", "Verifiable bundle"):
-        assert exports.get_by_role("link", name=download, exact=True).is_visible(), download
+        assert exports.get_by_role("button", name=download, exact=True).is_visible(), download
+    with page.expect_download() as downloaded:  # a form post with the page's token
+        exports.get_by_role("button", name="JSON", exact=True).click()
+    assert downloaded.value.suggested_filename.endswith(".json")
     assert "breach audit verify --bundle FILE" in page.locator("#export").inner_text()
     _shot(page, tmp_path / "incident.png")
 
@@ -287,7 +304,7 @@ def test_a_person_record_is_for_allowed_roles_and_every_look_is_on_the_timeline(
     before = len(_events(key))
 
     oncall = _session(server, tokens[Role.ONCALL])
-    refused = oncall.get(f"/ui/incidents/{key}/people/S2")
+    refused = _open_record(oncall, key, "S2")
     assert refused.status_code == 403 and "oncall key may not" in refused.text
     assert "zhang.wei" not in refused.text and len(_events(key)) == before
     assert "Open record" not in oncall.get(f"/ui/incidents/{key}").text
@@ -297,7 +314,7 @@ def test_a_person_record_is_for_allowed_roles_and_every_look_is_on_the_timeline(
     page.goto(f"{server.url}/ui/incidents/{key}")
     page.fill("input[name=subject_id]", "S2")
     page.click("text=Open record")
-    page.wait_for_url(f"**/ui/incidents/{key}/people/S2")
+    page.wait_for_url(f"**/ui/incidents/{key}/people")
     contacts = page.locator("#contacts").inner_text()
     assert "zhang.wei@example.cn" in contacts and "张伟" in contacts
     _shot(page, tmp_path / "person.png")
@@ -306,8 +323,28 @@ def test_a_person_record_is_for_allowed_roles_and_every_look_is_on_the_timeline(
     assert (viewed.kind, viewed.actor) == ("contacts.viewed", "api-key:responder-key")
     assert viewed.payload == {"subject_id": "S2", "role": "responder"}
     assert f"event {viewed.seq}" in page.locator(".notice").inner_text()
-    missing = _session(server, tokens[Role.ADMIN]).get(f"/ui/incidents/{key}/people/S99")
+    admin = _session(server, tokens[Role.ADMIN])
+    missing = _open_record(admin, key, "S99")
     assert missing.status_code == 404 and len(_events(key)) == viewed.seq
+
+    # A GET changes nothing: a link only offers the button; a form without this session's
+    # token, or posted from another site, is refused and records nothing.
+    link = admin.get(f"/ui/incidents/{key}/people/S2")
+    assert link.status_code == 200 and "Open the record" in link.text
+    assert "zhang.wei" not in link.text
+    forged = admin.post(f"/ui/incidents/{key}/people", data={"subject_id": "S2", "csrf": "0" * 64})
+    assert forged.status_code == 403 and "zhang.wei" not in forged.text
+    cross_site = admin.post(
+        f"/ui/incidents/{key}/people",
+        data={"subject_id": "S2", "csrf": _csrf(admin, key)},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert cross_site.status_code == 403
+    other_session = _csrf(_session(server, tokens[Role.ADMIN]), key)
+    replayed = admin.post(
+        f"/ui/incidents/{key}/people", data={"subject_id": "S2", "csrf": other_session}
+    )
+    assert replayed.status_code == 403 and len(_events(key)) == viewed.seq
 
 
 # --- over plain HTTP ------------------------------------------------------------------
@@ -438,7 +475,7 @@ def test_a_compliance_key_sees_every_page_and_no_contact_detail_outside_a_record
         assert POLICY.search(answer.headers["content-security-policy"])
         for detail in ("ada@example.com", "+447400123401", "Ada Lovelace", "张伟"):
             assert detail not in answer.text, (path, detail)
-    record = compliance.get(f"/ui/incidents/{key}/people/S1")
+    record = _open_record(compliance, key, "S1")
     assert record.status_code == 200 and "ada@example.com" in record.text
     assert record.headers["cache-control"] == "no-store"
     assert compliance.get("/ui/incidents/INC-1999-0001").status_code == 404
@@ -462,8 +499,9 @@ def test_a_compliance_session_downloads_each_export_and_it_is_on_the_timeline(
         "json": ("application/json", b"{"),
         "bundle": ("application/zip", b"PK"),
     }
+    token = _csrf(compliance, key)
     for fmt, (media_type, starts) in downloads.items():
-        answer = compliance.get(f"/ui/incidents/{key}/export/{fmt}")
+        answer = compliance.post(f"/ui/incidents/{key}/export/{fmt}", data={"csrf": token})
         assert answer.status_code == 200, (fmt, answer.text[:300])
         assert answer.headers["content-type"] == media_type
         assert answer.headers["cache-control"] == "no-store"
@@ -482,12 +520,15 @@ def test_a_compliance_session_downloads_each_export_and_it_is_on_the_timeline(
     assert [e.payload["format"] for e in written] == list(downloads)
     assert {e.actor for e in written} == {"api-key:compliance-key"}
 
-    unknown = compliance.get(f"/ui/incidents/{key}/export/xlsx")
+    unknown = compliance.post(f"/ui/incidents/{key}/export/xlsx", data={"csrf": token})
     assert unknown.status_code == 404 and "text/html" in unknown.headers["content-type"]
     assert "pdf, csv, json, bundle" in unknown.text
     assert len(_events(key)) == written[-1].seq  # nothing exported, nothing recorded
-    anonymous = httpx.get(f"{server.url}/ui/incidents/{key}/export/pdf")
+    anonymous = httpx.post(f"{server.url}/ui/incidents/{key}/export/pdf", data={"csrf": token})
     assert anonymous.status_code == 303 and "/ui/login" in anonymous.headers["location"]
+    assert compliance.get(f"/ui/incidents/{key}/export/pdf").status_code == 405  # never a GET
+    forged = compliance.post(f"/ui/incidents/{key}/export/pdf", data={"csrf": "f" * 64})
+    assert forged.status_code == 403 and len(_events(key)) == written[-1].seq
 
     for offset in ("-1", "abc", "99999999999"):
         bad = compliance.get(f"/ui/incidents/{key}/timeline?offset={offset}")

@@ -10,13 +10,13 @@ from typing import Annotated
 
 import typer
 import yaml
-from rich.table import Table
 
 from breachflow import shipped
 from breachflow.cli import assessing, export, reporting, review, runbook, triage
 from breachflow.cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
 from breachflow.cli.keys import keys_app
 from breachflow.cli.letters import letters_app
+from breachflow.cli.terminal import SafeTable
 from breachflow.cli.triage import alerts_app, public_app
 from breachflow.models import commands, runtime
 from breachflow.models.errors import BreachError
@@ -150,7 +150,7 @@ def subjects_import(
         ("Warnings", report.warnings, report.warning_count),
     ):
         if lines:
-            table = Table("line", "reason", title=title, title_justify="left")
+            table = SafeTable("line", "reason", title=title, title_justify="left")
             for line, reason in sorted(lines)[:20]:
                 table.add_row(str(line), reason)
             if total > 20:

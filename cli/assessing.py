@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from breachflow.cli.common import Key, Risk, actor, console, fmt, parse_time
+from breachflow.cli.terminal import SafeTable
 from breachflow.models import commands, runtime
 from breachflow.models.chain import parse_chain
 from breachflow.models.errors import BreachError
@@ -114,7 +114,7 @@ def _print_obligations(key: str, assessment, window, show_all: bool) -> None:
     from breachflow.models.base import utcnow
 
     now = utcnow()
-    table = Table(
+    table = SafeTable(
         "regime", "audience", "phase", "deadline (UTC)", "local", "left", "why", "content",
         title=f"{key} obligations (assessment {assessment.number}, {fmt(assessment.assessed_at)})",
         title_justify="left",

@@ -6,9 +6,9 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from breachflow.cli.common import actor, console, errors, fmt
+from breachflow.cli.terminal import SafeTable
 from breachflow.models import runtime
 from breachflow.models.apikey import Role, create_key, keys, revoke_key
 
@@ -33,7 +33,7 @@ def list_keys() -> None:
     with runtime.database().unit_of_work() as session:
         rows = keys(session)
         session.expunge_all()
-    table = Table(title="API keys", title_justify="left")
+    table = SafeTable(title="API keys", title_justify="left")
     for column in ("name", "role", "prefix", "created", "by", "revoked"):
         table.add_column(column)
     for key in rows:

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from breachflow.cli.common import Key, actor, console
+from breachflow.cli.terminal import SafeTable
 from breachflow.flows.notify.returns import import_returns
 from breachflow.models import commands, runtime
 from breachflow.models.incident import IncidentState
@@ -40,7 +40,7 @@ def returns(
         highlight=False,
     )
     if report.errors:
-        table = Table("line", "error", title="Not applied", title_justify="left")
+        table = SafeTable("line", "error", title="Not applied", title_justify="left")
         for line, error in report.errors[:SHOWN_ERRORS]:
             table.add_row(str(line), error)
         if len(report.errors) > SHOWN_ERRORS:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from breachflow.cli.common import Key, actor, console, fmt, parse_time
+from breachflow.cli.terminal import SafeTable, styled
 from breachflow.models import commands, runtime
 from breachflow.models.announcement import announcements, latest_decision
 from breachflow.models.base import utcnow
@@ -81,8 +82,8 @@ def list_reports(key: Key) -> None:
     console.print(reports_table(rows, f"{incident.key} regulator reports"))
 
 
-def reports_table(rows: list[RegulatorReport], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+def reports_table(rows: list[RegulatorReport], title: str) -> SafeTable:
+    table = SafeTable(title=title, title_justify="left")
     for column in ("regime", "phase", "to", "deadline", "state", "filed", "reference", "pack"):
         table.add_column(column)
     for r in rows:
@@ -90,8 +91,8 @@ def reports_table(rows: list[RegulatorReport], title: str) -> Table:
             r.regime,
             r.phase + (f" #{r.number}" if r.number > 1 else ""),
             r.recipient,
-            _deadline(r),
-            _state(r),
+            styled(_deadline(r)),
+            styled(_state(r)),
             fmt(r.submitted_at) + (f" by {r.submitted_by}" if r.submitted_by else ""),
             r.reference or "—",
             r.files.get("pdf", "—"),
@@ -201,7 +202,7 @@ report_app.command()(supplement)
 
 def _deadline(report: RegulatorReport) -> str:
     if report.deadline is None:
-        return report.deadline_rule
+        return escape(report.deadline_rule)
     if report.state in (ReportState.SUBMITTED, ReportState.ACKNOWLEDGED):
         met = report.submitted_at is not None and report.submitted_at <= report.deadline
         return f"{fmt(report.deadline)} ({'met' if met else 'late'})"
@@ -213,5 +214,5 @@ def _state(report: RegulatorReport) -> str:
     if report.state == ReportState.HELD_LATE:
         return "[red]held: late, reasons for delay needed[/]"
     if report.state == ReportState.AWAITING_SUBMISSION and report.last_error:
-        return f"awaiting submission (last attempt: {report.last_error})"
+        return f"awaiting submission (last attempt: {escape(report.last_error)})"
     return str(report.state).replace("_", " ")

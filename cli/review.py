@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from breachflow.cli.common import (
     Key,
@@ -21,6 +21,7 @@ from breachflow.cli.common import (
     window_verdict,
 )
 from breachflow.cli.reporting import announcement_rows, reports_table
+from breachflow.cli.terminal import SafeTable, styled
 from breachflow.flows.approve.runbook import waiting_for
 from breachflow.flows.close.obligations import open_obligations
 from breachflow.flows.notify.forecast import Verdict, forecast
@@ -46,14 +47,16 @@ def show(key: Key) -> None:
         filed = reports(session, incident.id)
         ahead = forecast(session, incident, runtime.settings())
         session.expunge_all()
-    table = Table(
+    table = SafeTable(
         show_header=False, title=f"{incident.key} — {incident.title}", title_justify="left"
     )
     table.add_row("state", str(incident.state))
     if waiting:
-        table.add_row("waiting for", f"[yellow]{waiting}[/]")
+        table.add_row("waiting for", styled(f"[yellow]{escape(waiting)}[/]"))
     for number, obligation in enumerate(still_open, 1):
-        table.add_row("open before closing" if number == 1 else "", f"[yellow]{obligation}[/]")
+        table.add_row(
+            "open before closing" if number == 1 else "", styled(f"[yellow]{escape(obligation)}[/]")
+        )
     table.add_row("severity", str(incident.severity))
     table.add_row("data categories", ", ".join(incident.data_categories) or "—")
     table.add_row("detected", fmt(incident.detected_at))
@@ -64,7 +67,7 @@ def show(key: Key) -> None:
         ("notification window", incident.notice_deadline),
         ("policy deadline", incident.policy_deadline),
     ):
-        table.add_row(label, _deadline(due, incident, finished, outcome.reached))
+        table.add_row(label, styled(_deadline(due, incident, finished, outcome.reached)))
     table.add_row("closed", fmt(incident.closed_at))
     if incident.purge_after:
         purge = f"done {fmt(incident.purged_at)}" if incident.purged_at else "due"
@@ -82,7 +85,7 @@ def show(key: Key) -> None:
         table.add_row(f"notices by {channel_label(channel)}", states_text(states))
     if ahead.verdict not in (Verdict.NOT_STARTED, Verdict.DONE):
         colour = "red" if ahead.verdict is Verdict.LATE else "green"
-        table.add_row("forecast", f"[{colour}]{ahead.text()}[/]")
+        table.add_row("forecast", styled(f"[{colour}]{escape(ahead.text())}[/]"))
     for label, value in announcement:
         table.add_row(label, value)
     table.add_row("timeline events", str(incident.timeline_length))
@@ -110,7 +113,7 @@ def list_incidents() -> None:
 
     with runtime.database().unit_of_work() as session:
         incidents = session.scalars(select(Incident).order_by(Incident.id.desc())).all()
-    table = Table("key", "state", "severity", "title", "aware", "notification window")
+    table = SafeTable("key", "state", "severity", "title", "aware", "notification window")
     for i in incidents:
         table.add_row(
             i.key, str(i.state), str(i.severity), i.title, fmt(i.aware_at), fmt(i.notice_deadline)
@@ -145,7 +148,7 @@ def timeline(
             + "\n"
         )
         return
-    table = Table(
+    table = SafeTable(
         "#", "happened", "recorded", "actor", "kind", "details",
         title=f"{incident.key} timeline", title_justify="left",
     )  # fmt: skip

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from breachflow.cli.common import Key, actor, console, fmt
+from breachflow.cli.terminal import SafeTable, styled
 from breachflow.flows.approve import runbook as runbooks
 from breachflow.models import commands, runtime
 from breachflow.models.base import utcnow
@@ -26,14 +27,14 @@ def runbook(key: Key) -> None:
         items = runbooks.checklist(session, incident)
         waiting = runbooks.waiting_for(session, incident, "notify")
         session.expunge_all()
-    table = Table(title=f"{incident.key} runbook", title_justify="left")
+    table = SafeTable(title=f"{incident.key} runbook", title_justify="left")
     for column in ("phase", "step", "title", "owner", "due", "status"):
         table.add_column(column)
     for item in items:
         if item.done_at:
-            status = f"[green]done[/] {fmt(item.done_at)} by {item.done_by}"
+            status = f"[green]done[/] {fmt(item.done_at)} by {escape(item.done_by or '')}"
         elif item.not_applicable:
-            status = f"[dim]does not apply: {item.not_applicable}[/]"
+            status = f"[dim]does not apply: {escape(item.not_applicable)}[/]"
         elif item.overdue(now):
             status = "[red]OVERDUE[/]"
         else:
@@ -42,7 +43,9 @@ def runbook(key: Key) -> None:
             item.step.gates or "", ""
         )
         due = fmt(item.due_at) if item.due_at else "when its anchor is known"
-        table.add_row(item.phase, item.step.id, item.step.title + gate, item.step.role, due, status)
+        table.add_row(
+            item.phase, item.step.id, item.step.title + gate, item.step.role, due, styled(status)
+        )
     console.print(table)
     if waiting:
         console.print(f"[yellow]Notification waits for[/] {waiting}")

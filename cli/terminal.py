@@ -4,6 +4,7 @@ Alert titles, public reports, notice texts and timeline details come from outsid
 in one of them would let its author clear the screen, fake colours or plant an OSC 8 link
 in `breach list`, `triage` or `timeline`. Every console of the CLI is a ``SafeConsole``:
 Rich's own styles still reach the terminal, but the text it was handed is cleaned first.
+Every table is a ``SafeTable``: Rich markup in a value (``[link=…]``) stays text.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.segment import Segment
+from rich.table import Table
+from rich.text import Text
 
 #: C0 controls but tab and newline, DEL, C1 controls (8-bit CSI and OSC among them), and the
 #: bidirectional overrides that make text read otherwise than it is stored.
@@ -36,3 +39,23 @@ class SafeConsole(Console):
             for text, style, control in (segment,)
         )
         return super()._render_buffer(cleaned)
+
+
+class SafeTable(Table):
+    """A table whose string cells are text, never Rich markup: an alert titled
+    ``[link=https://…]urgent[/link]`` shows those characters instead of planting a link in
+    ``breach triage``. A cell meant to be styled is a ``Text`` (``styled``)."""
+
+    def __init__(self, *headers: str, title: str | None = None, **options: object) -> None:
+        # A title may carry a record's text (an incident's title): text too.
+        super().__init__(*headers, title=Text(title) if title else None, **options)  # type: ignore[arg-type]
+
+    def add_row(self, *renderables: RenderableType | None, **options: object) -> None:
+        cells = [Text(cell) if isinstance(cell, str) else cell for cell in renderables]
+        super().add_row(*cells, **options)  # type: ignore[arg-type]
+
+
+def styled(markup: str) -> Text:
+    """A cell with our own colours: ``markup`` is ours, every value in it passed through
+    ``rich.markup.escape`` first."""
+    return Text.from_markup(markup)

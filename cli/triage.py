@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 from sqlalchemy import select
 
 from breachflow.cli.common import Key, actor, console, errors, fmt, parse_time
+from breachflow.cli.terminal import SafeTable
 from breachflow.models import commands, runtime
 from breachflow.models.alert import AlertGroup
 from breachflow.models.incident import Incident, IncidentState
@@ -39,16 +39,16 @@ def list_sources() -> None:
     Never a secret."""
     from breachflow.flows.intake.sources import list_sources as listed
 
-    table = Table(title="Alert sources", title_justify="left")
+    table = SafeTable(title="Alert sources", title_justify="left")
     for column in ("name", "status", "created", "by", "rotated", "old secret until", "revoked"):
         table.add_column(column)
     for s in listed():
-        revoked = f"{fmt(s.revoked_at)} by {escape(s.revoked_by or '')}" if s.revoked_at else "—"
+        revoked = f"{fmt(s.revoked_at)} by {s.revoked_by}" if s.revoked_at else "—"
         table.add_row(
-            escape(s.name),
+            s.name,
             s.status,
             fmt(s.created_at),
-            escape(s.created_by),
+            s.created_by,
             fmt(s.rotated_at),
             fmt(s.previous_valid_until),
             revoked,
@@ -98,13 +98,13 @@ def triage() -> None:
     if not rows:
         console.print("Nothing to triage.")
         return
-    table = Table(title="Suspected incidents", title_justify="left")
+    table = SafeTable(title="Suspected incidents", title_justify="left")
     for column in ("key", "title", "severity", "source", "alerts", "status", "first", "last"):
         table.add_column(column)
     for incident, group in rows:
         table.add_row(
             incident.key,
-            escape(incident.title),
+            incident.title,
             str(incident.severity),
             group.source if group else "—",
             str(group.received) if group else "—",
@@ -155,15 +155,15 @@ def public_list() -> None:
     if not rows:
         console.print("No report from the public waits for triage.")
         return
-    table = Table(title="Reports from the public", title_justify="left")
+    table = SafeTable(title="Reports from the public", title_justify="left")
     for column in ("reference", "received", "what happened", "data involved", "acknowledged"):
         table.add_column(column)
     for row in rows:
         table.add_row(
             row.reference,
             fmt(row.received_at),
-            escape(row.what_happened[:300]),
-            escape(row.data_involved or "—"),
+            row.what_happened[:300],
+            row.data_involved or "—",
             "yes" if row.acknowledged else "NO (email not sent)",
         )
     console.print(table)

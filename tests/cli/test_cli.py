@@ -248,6 +248,7 @@ def test_the_first_run_says_what_is_true_before_and_after_the_approval(
     assert "already closed: nothing to do, nothing was sent" in again.stdout
 
 
+MARKUP = "[link=https://evil.example/x]Click[/link] [white on white]hidden[/]"
 HOSTILE = "Phish\x1b]8;;https://evil.example\x07click here\x1b]8;;\x07\x1b[2J\x9b31m\u202eevil"
 
 
@@ -267,9 +268,22 @@ def test_text_from_outside_never_reaches_the_terminal_as_instructions(breach, db
             actor="test",
         )
         key = incident.key
-    for command in (["list"], ["show", key], ["timeline", key]):
-        shown = breach(*command, FORCE_COLOR="1")  # as on a terminal: Rich writes colours
+        # Rich markup in a value once became a real link or colours in a table or title.
+        marked = commands.declare(
+            session,
+            title=MARKUP,
+            description="markup",
+            severity=Severity.HIGH,
+            detected_at=utcnow() - timedelta(hours=2),
+            aware_at=utcnow() - timedelta(hours=1),
+            data_categories=["email"],
+            actor=MARKUP,
+        ).key
+    for command in (["list"], ["show", key], ["timeline", key], ["show", marked]):
+        shown = breach(*command, COLUMNS="400", FORCE_COLOR="1")  # Rich writes colours
         assert shown.returncode == 0, shown.stderr
+        if command[-1] == marked:
+            assert MARKUP in shown.stdout, shown.stdout  # shown as the characters it is
         assert "evil.example" in shown.stdout, command  # the text is shown...
         # ...but nothing of it drives the terminal: only Rich's own colour codes (SGR).
         assert not re.search(r"\x1b(?!\[[0-9;]*m)", shown.stdout), (command, shown.stdout)

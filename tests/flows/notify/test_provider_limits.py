@@ -65,7 +65,7 @@ def counted_smtp(
     settings, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[RecordingHandler, ConnectionCounter]]:
     handler, counter = RecordingHandler(), ConnectionCounter()
-    handler.delay = 0.02  # several seconds of sending: the dispatchers overlap
+    handler.delay = 0.05  # 7.5 s of sending: it outlasts the dispatchers' start-up
     controller = CountingController(handler, counter, hostname="127.0.0.1", port=free_port())
     controller.start()
     monkeypatch.setenv("BREACH_NOTIFIER_MODE", "live")

@@ -14,17 +14,36 @@ import json
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
+
+import ijson
+from ijson.common import ObjectBuilder
 
 from breachflow.models.timeline import ChainCheck, DetachedEvent, check_chain
 
 BUNDLE_FORMAT = "breachflow.bundle/1"
 MANIFEST = "manifest.json"
 TIMELINE = "timeline.json"
-#: A bundle is checked in memory: its JSON parts are read whole, up to this size each.
-MAX_JSON_BYTES = 1 << 30
+
+# A bundle comes from anyone who hands one to compliance, so nothing in it is trusted to be
+# small, shallow or readable: each bound below turns a hostile file into a stated reason.
+#: The manifest is read whole; a real one lists a few hundred files.
+MAX_MANIFEST_BYTES = 16 << 20
+#: The timeline is streamed one event at a time, so memory follows the largest event, not
+#: the file; this bounds the time a check can take (a real incident's is a few megabytes).
+MAX_TIMELINE_BYTES = 256 << 20
+LIMITS = {MANIFEST: MAX_MANIFEST_BYTES, TIMELINE: MAX_TIMELINE_BYTES}
+#: How deep the JSON may nest. An event's payload is a few levels deep; a hostile one
+#: 100,000 levels deep would exhaust the stack of any recursive reader.
+MAX_JSON_DEPTH = 64
+#: What :mod:`zipfile` reads without extra libraries. Anything else (Deflate64 is 9, AES
+#: is 99) is reported as a member that cannot be checked, never as a traceback.
+READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+#: Reading a member can fail in these ways; each becomes a problem with the member's name.
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
 
 
 @dataclass(frozen=True)
@@ -93,8 +112,11 @@ def _check_archive(archive: zipfile.ZipFile) -> BundleCheck:
             problems.append(f"{name} is in the zip but not in the manifest")
             continue
         try:
-            actual = _member_sha256(archive, name)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            actual = _member_sha256(archive, name, LIMITS.get(name))
+        except _Unusable as exc:
+            problems.append(str(exc))
+            continue
+        except _UNREADABLE as exc:
             problems.append(f"{name} cannot be read from the zip: {exc}")
             continue
         digests[name] = actual
@@ -130,8 +152,11 @@ def _manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
     if MANIFEST not in archive.namelist():
         raise _Unusable(f"the zip has no {MANIFEST}: not a Breachflow bundle")
     try:
-        manifest = json.loads(_read_limited(archive, MANIFEST))
-    except (ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        with _open_member(archive, MANIFEST, LIMITS[MANIFEST]) as member:
+            manifest = json.loads(member.read())
+    except RecursionError:
+        raise _Unusable(f"{MANIFEST} cannot be read: it nests too deeply") from None
+    except (ValueError, *_UNREADABLE) as exc:
         raise _Unusable(f"{MANIFEST} cannot be read: {exc}") from None
     if not isinstance(manifest, dict):
         raise _Unusable(f"{MANIFEST} is not a {BUNDLE_FORMAT} manifest")
@@ -175,44 +200,108 @@ def _reports_against_timeline(digests: dict[str, str], events: list[DetachedEven
 def _timeline_chain(
     archive: zipfile.ZipFile, manifest: dict[str, Any]
 ) -> tuple[ChainCheck, list[DetachedEvent]]:
-    """Recompute the exported chain, event by event, to the head the manifest records."""
-    try:
-        document = json.loads(_read_limited(archive, TIMELINE))
-        raw = document["timeline"]["events"]
-        if not isinstance(raw, list):
-            raise TypeError("events is not a list")
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        _Unusable,
-        zipfile.BadZipFile,
-        zlib.error,
-        EOFError,
-    ) as exc:
-        return ChainCheck(False, 0, None, 1, f"{TIMELINE} cannot be read as a timeline: {exc}"), []
-    events = []
-    for seq, item in enumerate(raw, start=1):
-        try:
-            events.append(DetachedEvent.from_export(item))
-        except ValueError as exc:
-            return ChainCheck(False, seq, None, seq, f"the event {exc}"), []
+    """Recompute the exported chain, event by event, to the head the manifest records.
+
+    Returns the ``report.*`` events too: the only ones the report check needs, so the
+    whole timeline is never held."""
+    reports: list[DetachedEvent] = []
+
+    def keeping_reports(events: Iterator[DetachedEvent]) -> Iterator[DetachedEvent]:
+        for event in events:
+            if str(event.fields["kind"]).startswith("report."):
+                reports.append(event)
+            yield event
+
     expected = manifest["chain"]
-    check = check_chain(events, expected["events"], expected["head"], recorded_by="the manifest")
-    return check, events
+    try:
+        with _open_member(archive, TIMELINE, LIMITS[TIMELINE]) as member:
+            events = keeping_reports(_stream_events(member))
+            check = check_chain(
+                events, expected["events"], expected["head"], recorded_by="the manifest"
+            )
+    except _BadEvent as exc:
+        return ChainCheck(False, exc.seq, None, exc.seq, f"the event {exc}"), []
+    except (_Unusable, ValueError, ijson.JSONError, *_UNREADABLE) as exc:
+        return ChainCheck(False, 0, None, 1, f"{TIMELINE} cannot be read as a timeline: {exc}"), []
+    return check, reports
 
 
-def _read_limited(archive: zipfile.ZipFile, name: str) -> bytes:
-    with archive.open(name) as member:
-        data = member.read(MAX_JSON_BYTES + 1)
-    if len(data) > MAX_JSON_BYTES:
-        raise _Unusable(f"{name} is larger than {MAX_JSON_BYTES >> 20} MiB")
-    return data
+_SCALARS = {"null", "boolean", "integer", "double", "number", "string"}
 
 
-def _member_sha256(archive: zipfile.ZipFile, name: str) -> str:
+class _BadEvent(ValueError):
+    """One event of the exported timeline is not an event; ``seq`` says which."""
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seq = seq
+
+
+def _stream_events(member: IO[bytes]) -> Iterator[DetachedEvent]:
+    """The events of ``timeline.events``, one at a time, from a stream of JSON tokens.
+
+    ``ijson.basic_parse`` rather than ``ijson.items``: the latter builds a path string per
+    token, which for a deeply nested member costs memory quadratic in the depth. Here the
+    depth is counted, and refused past :data:`MAX_JSON_DEPTH`."""
+    path: list[str | None] = []  # per open container: its current key (None in a list)
+    builder: ObjectBuilder | None = None
+    seq, found = 0, False
+    for kind, value in ijson.basic_parse(member, use_float=True):
+        if kind in ("start_map", "start_array"):
+            if len(path) >= MAX_JSON_DEPTH:
+                raise _Unusable(f"{TIMELINE} nests deeper than {MAX_JSON_DEPTH} levels")
+            if path == ["timeline", "events"] and kind == "start_array":
+                found = True
+            path.append(None)
+        elif kind == "map_key":
+            path[-1] = value
+        elif kind in ("end_map", "end_array"):
+            path.pop()
+        if builder is None and found and path[:3] == ["timeline", "events", None]:
+            if len(path) == 4 and kind == "start_map":
+                builder, seq = ObjectBuilder(), seq + 1
+            elif len(path) == 4 or (len(path) == 3 and kind in _SCALARS):
+                raise _BadEvent(seq + 1, "is not a JSON object")
+        if builder is not None:
+            builder.event(kind, value)
+            if len(path) == 3:  # the event's object just closed
+                try:
+                    yield DetachedEvent.from_export(builder.value)
+                except ValueError as exc:
+                    raise _BadEvent(seq, str(exc)) from None
+                builder = None
+    if not found:
+        raise _Unusable("it has no timeline.events list")
+
+
+class _open_member:
+    """A zip member opened for reading, refused first if it cannot be read safely: flagged
+    encrypted, compressed with a method :mod:`zipfile` cannot undo, or declaring more than
+    ``limit`` bytes. :mod:`zipfile` never returns more than the declared size (and fails
+    the CRC if the data would go on), so a zip bomb stops at the limit."""
+
+    def __init__(self, archive: zipfile.ZipFile, name: str, limit: int | None = None) -> None:
+        info = archive.getinfo(name)
+        if info.flag_bits & 0x1:
+            raise _Unusable(f"{name} is encrypted: a bundle is never encrypted member by member")
+        if info.compress_type not in READABLE_METHODS:
+            raise _Unusable(
+                f"{name} uses compression method {info.compress_type}, which cannot be read"
+            )
+        if limit is not None and info.file_size > limit:
+            raise _Unusable(f"{name} is larger than {limit >> 20} MiB ({info.file_size:,} bytes)")
+        self._member = archive.open(info)
+
+    def __enter__(self) -> IO[bytes]:
+        return self._member
+
+    def __exit__(self, *exc: object) -> None:
+        self._member.close()
+
+
+def _member_sha256(archive: zipfile.ZipFile, name: str, limit: int | None) -> str:
     digest = hashlib.sha256()
-    with archive.open(name) as member:
+    with _open_member(archive, name, limit) as member:
         while block := member.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()

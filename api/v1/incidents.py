@@ -214,7 +214,19 @@ async def set_notice(key: str, body: dict[str, dict[str, Any]], who: Responder) 
     return await run_in_threadpool(work)
 
 
-@router.post("/{key}/subjects")
+#: The body is streamed to a file, not parsed by FastAPI, so the schema says what it takes.
+PEOPLE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("/{key}/subjects", openapi_extra=PEOPLE_BODY)
 async def import_subjects(key: str, request: Request, who: Responder) -> Any:
     """The affected people as a CSV or JSON Lines body (``Content-Type: text/csv`` or
     ``application/x-ndjson``); malformed rows are rejected with their line and reason."""

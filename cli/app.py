@@ -347,6 +347,8 @@ app.command()(triage.dismiss)
 app.command()(reporting.announce)
 app.command("reports")(reporting.list_reports)
 audit_app.command("verify")(review.audit_verify)
+audit_app.command("keygen")(review.audit_keygen)
+audit_app.command("checkpoint")(review.audit_checkpoint)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from sqlalchemy import select
 
 from breachflow.cli.common import (
     Key,
@@ -27,6 +28,13 @@ from breachflow.flows.close.obligations import open_obligations
 from breachflow.flows.notify.forecast import Verdict, forecast
 from breachflow.flows.notify.vendor import awaiting_returns
 from breachflow.models import commands, ledger, runtime
+from breachflow.models.anchor import (
+    AnchorCheck,
+    checkpoint_incidents,
+    load_public_key,
+    write_key_pair,
+)
+from breachflow.models.errors import BreachError
 from breachflow.models.incident import Incident
 from breachflow.models.regulator_report import reports
 from breachflow.models.timeline import brief, events_of, verify_chain
@@ -175,11 +183,21 @@ def audit_verify(
             " event shows); the bundle must end there."
         ),
     ] = None,
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A checkpoint public key (PEM) to trust besides the configured key's;"
+            " repeat for keys rotated out."
+        ),
+    ] = None,
 ) -> None:
-    """Recompute the timeline's hash chain; exit 1 at the first broken event.
+    """Recompute the timeline's hash chain and hold it to its signed checkpoints; exit 1 at
+    the first broken event or checkpoint that does not hold.
 
-    With --bundle, no database is used: every file's SHA-256 is checked against the
-    bundle's manifest and its timeline's chain against the head the manifest records.
+    The checkpoints are read from the witness folder (BREACH_WITNESS_DIR) and from the
+    copies in the database; the output names the anchor it trusted. With --bundle, no
+    database is used: every file's SHA-256 is checked against the bundle's manifest and its
+    timeline's chain against the head the manifest records.
     """
     if (key is None) == (bundle is None):
         raise typer.BadParameter(
@@ -192,18 +210,43 @@ def audit_verify(
     if head is not None:
         raise typer.BadParameter("--head goes with --bundle", param_hint="--head")
     assert key is not None
+    extra = [load_public_key(path) for path in public_key or []]
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
         check = verify_chain(session, incident)
-    if check.ok:
-        console.print(
-            f"{incident.key}: timeline verified, {check.events} events, head {check.head}"
+        anchors = runtime.check_timeline_anchors(session, incident, extra)
+    if not check.ok:
+        errors.print(
+            f"[red]{incident.key}: timeline BROKEN at event {check.broken_at}[/]: {check.reason}"
         )
-        return
-    errors.print(
-        f"[red]{incident.key}: timeline BROKEN at event {check.broken_at}[/]: {check.reason}"
+    if anchors.problems:
+        errors.print(f"[red]{incident.key}: timeline does NOT match its signed checkpoints[/]")
+        for problem in anchors.problems:
+            errors.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
+    if not check.ok or anchors.problems:
+        raise typer.Exit(1)
+    events = f"{check.events} event{'' if check.events == 1 else 's'}"
+    console.print(f"{incident.key}: timeline verified, {events}, head {check.head}")
+    console.print(_anchor_line(anchors, check.events), highlight=False, soft_wrap=True)
+
+
+def _anchor_line(anchors: AnchorCheck, events: int) -> str:
+    latest = anchors.latest
+    if latest is None:
+        return (
+            "  not anchored: no signed checkpoint of this timeline was found, so it is only as"
+            " trustworthy as access to the database (see BREACH_CHECKPOINT_KEY_FILE and"
+            " BREACH_WITNESS_DIR)"
+        )
+    line = (
+        f"  anchored by {anchors.trusted}: the checkpoint of event {latest.events} signed"
+        f" {latest.signed_at} by key {latest.key_id} holds"
     )
-    raise typer.Exit(1)
+    if latest.events + 1 == events:
+        line += f"; event {events} came after it and is not anchored yet"
+    elif latest.events < events:
+        line += f"; events {latest.events + 1}-{events} came after it and are not anchored yet"
+    return line
 
 
 def _verify_bundle(path: Path, head: str | None) -> None:
@@ -224,3 +267,52 @@ def _verify_bundle(path: Path, head: str | None) -> None:
     for problem in check.problems:
         errors.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def audit_keygen(
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="Where the private key goes.")],
+) -> None:
+    """Create the Ed25519 key that signs timeline checkpoints (FILE, 0600) and its public
+    key (FILE.pub), which is all `audit verify --public-key` needs."""
+    public = write_key_pair(path)
+    console.print(f"signing key written to {path}; public key {public}", highlight=False)
+    errors.print(
+        "Set BREACH_CHECKPOINT_KEY_FILE to it on every machine that runs flows, keep it off the"
+        " database server, and give the public key to compliance."
+    )
+
+
+def audit_checkpoint(
+    key: Annotated[
+        str | None, typer.Argument(metavar="KEY", help="One incident (default: every open one).")
+    ] = None,
+) -> None:
+    """Sign each timeline's current head now and publish it to the witness."""
+    from breachflow.flows.watchdog import watched_incidents
+
+    signing = runtime.anchoring()
+    if signing is None:
+        raise BreachError(
+            "no checkpoint key: set BREACH_CHECKPOINT_KEY_FILE (create one with"
+            " `breach audit keygen FILE`)"
+        )
+    db = runtime.database()
+    with db.unit_of_work() as session:
+        if key is not None:
+            ids = [commands.get_incident(session, key).id]
+        else:
+            ids = list(
+                session.scalars(
+                    select(Incident.id).where(Incident.key.in_(watched_incidents(session)))
+                )
+            )
+    taken = checkpoint_incidents(db, signing, dict.fromkeys(ids, "manual"))
+    for checkpoint in taken:
+        console.print(
+            f"{checkpoint.incident}: event {checkpoint.events} (head {checkpoint.head}) signed,"
+            f" published to {signing.witness.path(checkpoint.incident)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if len(taken) < len(ids):
+        console.print(f"{len(ids) - len(taken)} timeline(s) already checkpointed at their head.")

@@ -27,12 +27,13 @@ from breachflow.flows.notify.forecast import Verdict, forecast
 from breachflow.flows.notify.progress import record_provider_reports
 from breachflow.flows.report.filing import recipient_of
 from breachflow.models import ledger
+from breachflow.models.anchor import checkpoint_incidents
 from breachflow.models.assessment import latest_assessment
 from breachflow.models.base import utcnow
 from breachflow.models.delivery import Channel, DeliveryStatus, OutboundMessage
 from breachflow.models.incident import Incident, IncidentState
 from breachflow.models.regulator_report import RegulatorReport, ReportState, reports
-from breachflow.models.runtime import database, settings
+from breachflow.models.runtime import anchoring, database, settings
 from breachflow.models.settings import Settings
 from breachflow.models.timeline import EventKind, TimelineEvent, record
 from breachflow.models.watchdog import DeadlineWarning
@@ -84,12 +85,13 @@ class WatchdogRun:
 def deadline_watchdog() -> WatchdogRun:
     """Warn once per deadline and level; returns the warnings this run gave. Also puts on
     each timeline how its ledger moved since it last said (provider reports), and closes
-    an incident whose last obligation has just ended (an announcement's period)."""
+    an incident whose last obligation has just ended (an announcement's period), and
+    checkpoints each watched timeline that grew (models/anchor.py)."""
     config = settings()
     now = utcnow()
     given: list[DeadlineAlert] = []
     with database().unit_of_work() as session:
-        keys = _watched(session)
+        keys = watched_incidents(session)
     for key in keys:
         with database().unit_of_work() as session:
             incident = session.scalars(
@@ -103,8 +105,20 @@ def deadline_watchdog() -> WatchdogRun:
             if late:
                 given.append(late)
             close_if_done(session, incident, "watchdog")  # e.g. the announcement's period ended
+    _checkpoint(keys)
     undelivered = asyncio.run(_escalate(given, config)) if given else []
     return WatchdogRun(given, undelivered, record_provider_reports())
+
+
+def _checkpoint(keys: list[str]) -> None:
+    """The scheduled checkpoint: every watched incident whose timeline grew since its last
+    one (events between stages, a stage whose own checkpoint failed)."""
+    signing = anchoring()
+    if signing is None or not keys:
+        return
+    with database().unit_of_work() as session:
+        ids = session.scalars(select(Incident.id).where(Incident.key.in_(keys))).all()
+    checkpoint_incidents(database(), signing, dict.fromkeys(ids, "schedule"))
 
 
 def unfiled_report() -> ColumnElement[bool]:
@@ -115,7 +129,7 @@ def unfiled_report() -> ColumnElement[bool]:
     )
 
 
-def _watched(session: Session) -> list[str]:
+def watched_incidents(session: Session) -> list[str]:
     """Open incidents, and closed ones with a report still to file."""
     return list(
         session.scalars(

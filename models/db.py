@@ -6,7 +6,7 @@ concurrent writers queue instead of failing half-way; PostgreSQL is used as it i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from breachflow.models.notification import sha256_hex
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: ``session.info`` key: ``{incident id: stage}`` for the incidents whose stage changed in a
+#: unit of work, handed to :attr:`Database.after_stage` once it has committed.
+STAGED = "breach.staged"
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -58,11 +61,19 @@ class Database:
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: Called with ``{incident id: stage}`` after a unit of work that changed a stage
+        #: has committed (the timeline's checkpoints, :mod:`models.anchor`); never before,
+        #: so nothing outside the database records a head that was rolled back.
+        self.after_stage: Callable[[dict[int, str]], None] | None = None
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+        with self._sessions() as session:
+            with session.begin():
+                yield session
+            staged = session.info.pop(STAGED, None)
+        if staged and self.after_stage is not None:
+            self.after_stage(staged)
 
     def _alembic_config(self) -> Config:
         config = Config()

@@ -1,6 +1,7 @@
 """Imports every model so that ``Base.metadata`` knows all tables (for Alembic)."""
 
 from breachflow.models.alert import AlertGroup, AlertSource, SeenSignature
+from breachflow.models.anchor import StoredCheckpoint
 from breachflow.models.announcement import Announcement, AnnouncementDecision
 from breachflow.models.apikey import ApiKey
 from breachflow.models.assessment import Assessment
@@ -37,6 +38,7 @@ __all__ = [
     "RegulatorReport",
     "SeenSignature",
     "StepDone",
+    "StoredCheckpoint",
     "Subject",
     "TimelineEvent",
 ]

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 from functools import cache
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.orm import Session
+
+from breachflow.models.anchor import (
+    AnchorCheck,
+    Anchoring,
+    Witness,
+    anchoring_from,
+    check_anchors,
+    checkpoint_incidents,
+    key_id,
+)
 from breachflow.models.crypto import Vault, load_key
 from breachflow.models.db import Database
+from breachflow.models.incident import Incident
 from breachflow.models.meta import check_key
 from breachflow.models.settings import Settings
 
@@ -21,7 +35,33 @@ def settings() -> Settings:
 def database() -> Database:
     db = Database(settings().resolved_database_url)
     db.upgrade()
+    if (signing := anchoring()) is not None:
+        db.after_stage = lambda staged: _checkpoint(db, signing, staged)
     return db
+
+
+@cache
+def anchoring() -> Anchoring | None:
+    """The timeline's signing key and witness, when configured (models/anchor.py)."""
+    return anchoring_from(settings())
+
+
+def _checkpoint(db: Database, signing: Anchoring, staged: dict[int, str]) -> None:
+    checkpoint_incidents(db, signing, staged)
+
+
+def check_timeline_anchors(
+    session: Session, incident: Incident, extra_keys: Iterable[Ed25519PublicKey] = ()
+) -> AnchorCheck:
+    """The incident's stored chain against every checkpoint this process can reach: the
+    configured witness and the database's copies, trusting the configured signing key's
+    public half and ``extra_keys`` (keys rotated out, or a verifier's own copy)."""
+    config, signing = settings(), anchoring()
+    keys = {key_id(public): public for public in extra_keys}
+    if signing is not None:
+        keys[signing.signer.key_id] = signing.signer.private.public_key()
+    configured = config.witness_dir is not None or config.checkpoint_key is not None
+    return check_anchors(session, incident, Witness(config.witness) if configured else None, keys)
 
 
 def reset() -> None:
@@ -29,6 +69,7 @@ def reset() -> None:
     if database.cache_info().currsize:
         database().dispose()
     database.cache_clear()
+    anchoring.cache_clear()
     settings.cache_clear()
     vault.cache_clear()
 

@@ -65,6 +65,18 @@ class Settings(BaseSettings):
 
     data_key: SecretStr | None = Field(None, description="Base64 of 32 random bytes.")
     data_key_file: Path | None = Field(None, description="Default: home/data.key.")
+    checkpoint_key_file: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs timeline checkpoints (`breach audit"
+        " keygen`); keep it off the database server. Embedded default: home/checkpoint.key,"
+        " created on first use. Unset with an external database: no checkpoints.",
+    )
+    witness_dir: Path | None = Field(
+        None,
+        description="Folder where signed checkpoints are appended, one JSON Lines file per"
+        " incident: outside the database (another machine's mount, a write-once volume)."
+        " Embedded default: home/witness.",
+    )
     retention_days: int = Field(
         90, ge=0, description="Days after closure before contact details are purged."
     )
@@ -349,6 +361,17 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.data_key_file or self.home / "data.key"
+
+    @property
+    def checkpoint_key(self) -> Path | None:
+        """The signing key's file, or None: anchoring is off (external database, unset)."""
+        if self.checkpoint_key_file or not self.embedded:
+            return self.checkpoint_key_file
+        return self.home / "checkpoint.key"
+
+    @property
+    def witness(self) -> Path:
+        return self.witness_dir or self.home / "witness"
 
     @property
     def outbox(self) -> Path:

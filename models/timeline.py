@@ -21,6 +21,7 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, even
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from breachflow.models.base import Base, UTCDateTime, utcnow
+from breachflow.models.db import STAGED
 from breachflow.models.incident import Incident, IncidentState
 
 GENESIS = "0" * 64
@@ -164,6 +165,12 @@ def _refuse_change(mapper: object, connection: object, target: TimelineEvent) ->
     raise PermissionError("timeline events are append-only")
 
 
+#: Events that end a stage: once committed, the timeline is checkpointed (models/anchor.py).
+STAGES = frozenset(
+    {EventKind.INCIDENT_DECLARED, EventKind.INCIDENT_SUSPECTED, EventKind.STATE_CHANGED}
+)
+
+
 def record(
     session: Session,
     incident: Incident,
@@ -198,6 +205,9 @@ def record(
     incident.timeline_head = entry.hash
     incident.timeline_length = entry.seq
     session.flush()
+    if kind in STAGES:
+        stage = str((payload or {}).get("to", "declared"))
+        session.info.setdefault(STAGED, {})[incident.id] = stage
     return entry
 
 

@@ -4,6 +4,7 @@ page of :data:`TIMELINE_PAGE` at a time, and whether the hash chain verifies."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,7 +19,7 @@ from breachflow.api.pages.session import page
 from breachflow.api.pages.times import when
 from breachflow.models import commands
 from breachflow.models.incident import Incident
-from breachflow.models.runtime import database
+from breachflow.models.runtime import check_timeline_anchors, database
 from breachflow.models.timeline import TimelineEvent, verify_chain
 
 router = APIRouter()
@@ -43,6 +44,10 @@ async def timeline_page(
         with database().unit_of_work() as session:
             incident = commands.get_incident(session, key)
             check = verify_chain(session, incident)
+            anchor = check_timeline_anchors(session, incident).summary(check.events)
+            signed = anchor["signed_at"]
+            if isinstance(signed, str):
+                anchor["signed_at"] = when(datetime.fromisoformat(signed), seconds=True)
             where = [TimelineEvent.incident_id == incident.id]
             where += [TimelineEvent.kind == kind] if kind else []
             where += [TimelineEvent.actor == actor] if actor else []
@@ -65,6 +70,7 @@ async def timeline_page(
                     "broken_at": check.broken_at,
                     "reason": check.reason,
                 },
+                "anchor": anchor,
                 "events": [_event(e) for e in events],
                 "kinds": _distinct(session, TimelineEvent.kind, incident),
                 "actors": _distinct(session, TimelineEvent.actor, incident),

@@ -34,7 +34,7 @@ from breachflow.models.incident import Incident, IncidentState, Severity
 from breachflow.models.instants import Instant
 from breachflow.models.notice import parse_notice_texts
 from breachflow.models.regulator_report import reports
-from breachflow.models.runtime import database, settings, vault
+from breachflow.models.runtime import check_timeline_anchors, database, settings, vault
 from breachflow.models.timeline import TimelineEvent, verify_chain
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -390,6 +390,7 @@ async def timeline(key: str, who: Reader, limit: Limit = 100, offset: Offset = 0
     def work(incident: Incident) -> Any:
         with database().unit_of_work() as session:
             check = verify_chain(session, incident)
+            anchor = check_timeline_anchors(session, incident).summary(check.events)
             events = session.scalars(
                 select(TimelineEvent)
                 .where(TimelineEvent.incident_id == incident.id)
@@ -409,7 +410,8 @@ async def timeline(key: str, who: Reader, limit: Limit = 100, offset: Offset = 0
                 }
                 for e in events
             ]
-        chain = {"verified": check.ok, "events": check.events, "broken_at": check.broken_at}
+        chain = {"verified": check.ok, "events": check.events, "broken_at": check.broken_at,
+                 "anchor": anchor}  # fmt: skip
         return {"chain": chain, "items": items, "total": check.events, "limit": limit,
                 "offset": offset}  # fmt: skip
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.markup import escape
 from sqlalchemy import select
 
@@ -31,6 +32,7 @@ from breachflow.models import commands, ledger, runtime
 from breachflow.models.anchor import (
     AnchorCheck,
     checkpoint_incidents,
+    key_id,
     load_public_key,
     write_key_pair,
 )
@@ -186,8 +188,8 @@ def audit_verify(
     public_key: Annotated[
         list[Path] | None,
         typer.Option(
-            help="A checkpoint public key (PEM) to trust besides the configured key's;"
-            " repeat for keys rotated out."
+            help="A checkpoint public key (PEM) to trust, besides the configured key's (with"
+            " --bundle, the only keys trusted); repeat for several."
         ),
     ] = None,
 ) -> None:
@@ -204,13 +206,13 @@ def audit_verify(
             "give an incident key or --bundle FILE (one of them, not both)",
             param_hint="KEY / --bundle",
         )
+    extra = [load_public_key(path) for path in public_key or []]
     if bundle is not None:
-        _verify_bundle(bundle, head)
+        _verify_bundle(bundle, head, extra)
         return
     if head is not None:
         raise typer.BadParameter("--head goes with --bundle", param_hint="--head")
     assert key is not None
-    extra = [load_public_key(path) for path in public_key or []]
     with runtime.database().unit_of_work() as session:
         incident = commands.get_incident(session, key)
         check = verify_chain(session, incident)
@@ -249,11 +251,11 @@ def _anchor_line(anchors: AnchorCheck, events: int) -> str:
     return line
 
 
-def _verify_bundle(path: Path, head: str | None) -> None:
+def _verify_bundle(path: Path, head: str | None, keys: list[Ed25519PublicKey]) -> None:
     """Print what a bundle's check found; exit 1 on any problem."""
     from breachflow.flows.export.verify import verify_bundle
 
-    check = verify_bundle(path, head)
+    check = verify_bundle(path, head, {key_id(public): public for public in keys})
     if check.ok:
         console.print(
             f"{path}: bundle of {check.incident} verified: files match the manifest "
@@ -262,6 +264,7 @@ def _verify_bundle(path: Path, head: str | None) -> None:
             highlight=False,
             soft_wrap=True,
         )
+        console.print(f"  {check.anchor}", highlight=False, markup=False, soft_wrap=True)
         return
     errors.print(f"[red]{path}: bundle does NOT verify[/]", highlight=False, soft_wrap=True)
     for problem in check.problems:
@@ -275,7 +278,9 @@ def audit_keygen(
     """Create the Ed25519 key that signs timeline checkpoints (FILE, 0600) and its public
     key (FILE.pub), which is all `audit verify --public-key` needs."""
     public = write_key_pair(path)
-    console.print(f"signing key written to {path}; public key {public}", highlight=False)
+    console.print(
+        f"signing key written to {path}; public key {public}", highlight=False, soft_wrap=True
+    )
     errors.print(
         "Set BREACH_CHECKPOINT_KEY_FILE to it on every machine that runs flows, keep it off the"
         " database server, and give the public key to compliance."

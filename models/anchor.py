@@ -336,48 +336,77 @@ def check_anchors(
     wanted = {c.events for _, found in sources for c in found}
     hashes = _hashes_at(session, incident, wanted)
     for name, found in sources:
-        valid = [c for c in found if _holds(c, incident, keys, hashes, name, result.problems)]
+        valid = []
+        for checkpoint in found:
+            problem = holds(
+                checkpoint,
+                incident=incident.key,
+                incident_id=incident.id,
+                length=incident.timeline_length,
+                hashes=hashes,
+                keys=keys,
+                anchor=name,
+                where="in the database",
+            )
+            if problem:
+                result.problems.append(problem)
+            else:
+                valid.append(checkpoint)
         if found:
             result.reached.append(f"{name}: {len(found)} checkpoint(s)")
-        best = max(valid, key=lambda c: c.events, default=None)
+        best = best_of(valid)
         if best and (result.latest is None or best.events > result.latest.events):
             result.trusted, result.latest = name, best
     return result
 
 
-def _holds(
+def holds(
     checkpoint: Checkpoint,
-    incident: Incident,
-    keys: Mapping[str, Ed25519PublicKey],
+    *,
+    incident: str,
+    incident_id: int | None,
+    length: int,
     hashes: Mapping[int, str],
+    keys: Mapping[str, Ed25519PublicKey],
     anchor: str,
-    problems: list[str],
-) -> bool:
+    where: str,
+) -> str | None:
+    """Why ``checkpoint`` does not hold for the timeline whose event hashes (by seq) are
+    ``hashes`` and whose length is ``length`` (``where`` says which: in the database, in
+    a bundle), or None when it does. ``incident_id`` is None where ids are not known."""
     said = f"{anchor}: the checkpoint of event {checkpoint.events} signed {checkpoint.signed_at}"
     public = keys.get(checkpoint.key_id)
     if public is None:
-        problems.append(f"{said} is signed by key {checkpoint.key_id}, which is not trusted here")
-        return False
-    if not signature_holds(checkpoint, public) or checkpoint.incident_id != incident.id:
-        problems.append(f"{said} does not verify: its signature or incident is wrong")
-        return False
-    if checkpoint.incident != incident.key:
-        problems.append(f"{said} is of {checkpoint.incident}, not {incident.key}")
-        return False
+        return f"{said} is signed by key {checkpoint.key_id}, which is not trusted here"
+    if not signature_holds(checkpoint, public) or incident_id not in (None, checkpoint.incident_id):
+        return f"{said} does not verify: its signature or incident is wrong"
+    if checkpoint.incident != incident:
+        return f"{said} is of {checkpoint.incident}, not {incident}"
     actual = hashes.get(checkpoint.events)
     if actual is None:
-        problems.append(
-            f"{said} records {checkpoint.events} events (head {checkpoint.head}); the database "
-            f"now holds {incident.timeline_length}: events were deleted"
+        return (
+            f"{said} records {checkpoint.events} events (head {checkpoint.head}); the timeline"
+            f" {where} holds {length}: events were deleted"
         )
-        return False
     if actual != checkpoint.head:
-        problems.append(
-            f"{said} records head {checkpoint.head}; event {checkpoint.events} in the database "
-            f"hashes to {actual}: the timeline was rewritten"
+        return (
+            f"{said} records head {checkpoint.head}; event {checkpoint.events} {where} hashes"
+            f" to {actual}: the timeline was rewritten"
         )
-        return False
-    return True
+    return None
+
+
+def best_of(checkpoints: Iterable[Checkpoint]) -> Checkpoint | None:
+    """The checkpoint that anchors furthest."""
+    return max(checkpoints, key=lambda c: c.events, default=None)
+
+
+def reachable(session: Session, incident: Incident, witness: Witness | None) -> list[Checkpoint]:
+    """Every readable checkpoint of the incident, from the witness and the database's
+    copies, each once (for exports: a bundle carries them to be checked offline)."""
+    found = witness.read(incident.key)[0] if witness is not None else []
+    found += _stored(session, incident)[0]
+    return list({c.signature: c for c in found}.values())
 
 
 def _stored(session: Session, incident: Incident) -> tuple[list[Checkpoint], list[str]]:

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from breachflow.models import runtime
+from breachflow.models.anchor import Witness, write_key_pair
 from breachflow.models.crypto import generate_key
 from breachflow.models.db import Database
 from breachflow.models.settings import Settings
@@ -126,6 +127,20 @@ def settings(
 @pytest.fixture
 def db(settings: Settings) -> Database:
     return runtime.database()
+
+
+@pytest.fixture
+def anchored(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Witness]:
+    """A checkpoint signing key and a witness folder outside the database (ask for it
+    before ``db``); returns the public key's path and the witness."""
+    key = tmp_path / "keys" / "checkpoint.key"
+    public = write_key_pair(key)
+    monkeypatch.setenv("BREACH_CHECKPOINT_KEY_FILE", str(key))
+    monkeypatch.setenv("BREACH_WITNESS_DIR", str(tmp_path / "witness"))
+    runtime.reset()
+    return public, Witness(tmp_path / "witness")
 
 
 @pytest.fixture(scope="session")

@@ -14,19 +14,23 @@ import json
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import ijson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ijson.common import ObjectBuilder
 
+from breachflow.models.anchor import Checkpoint, best_of, holds
 from breachflow.models.timeline import ChainCheck, DetachedEvent, check_chain
 
 BUNDLE_FORMAT = "breachflow.bundle/1"
 MANIFEST = "manifest.json"
 TIMELINE = "timeline.json"
+#: The timeline's signed checkpoints (models/anchor.py), when the export could reach any.
+CHECKPOINTS = "checkpoints.jsonl"
 
 # A bundle comes from anyone who hands one to compliance, so nothing in it is trusted to be
 # small, shallow or readable: each bound below turns a hostile file into a stated reason.
@@ -35,7 +39,11 @@ MAX_MANIFEST_BYTES = 16 << 20
 #: The timeline is streamed one event at a time, so memory follows the largest event, not
 #: the file; this bounds the time a check can take (a real incident's is a few megabytes).
 MAX_TIMELINE_BYTES = 256 << 20
-LIMITS = {MANIFEST: MAX_MANIFEST_BYTES, TIMELINE: MAX_TIMELINE_BYTES}
+LIMITS = {
+    MANIFEST: MAX_MANIFEST_BYTES,
+    TIMELINE: MAX_TIMELINE_BYTES,
+    CHECKPOINTS: MAX_MANIFEST_BYTES,
+}
 #: How deep the JSON may nest. An event's payload is a few levels deep; a hostile one
 #: 100,000 levels deep would exhaust the stack of any recursive reader.
 MAX_JSON_DEPTH = 64
@@ -57,6 +65,9 @@ class BundleCheck:
     events: int = 0
     head: str | None = None
     broken_at: int | None = None  # the first timeline event that does not verify
+    #: What anchors the chain beyond the bundle itself: the signed checkpoint that holds,
+    #: or why there is none (no checkpoints, or no public key to check them with).
+    anchor: str | None = None
 
     @property
     def reason(self) -> str | None:
@@ -67,17 +78,22 @@ class _Unusable(Exception):
     """The bundle cannot be checked any further; the message says why."""
 
 
-def verify_bundle(path: Path, expected_head: str | None = None) -> BundleCheck:
+def verify_bundle(
+    path: Path,
+    expected_head: str | None = None,
+    keys: Mapping[str, Ed25519PublicKey] | None = None,
+) -> BundleCheck:
     """Check a bundle with nothing but the file: every member's SHA-256 against the
     manifest (none missing, none extra), and the timeline's chain against the head the
     manifest records. Never raises for a bad file: the reason is in the result.
 
     A bundle rebuilt whole, manifest included, is consistent with itself; ``expected_head``
     (what `breach export` printed, or the ``export.written`` event on the incident's
-    timeline) ties it to the record it was exported from."""
+    timeline) ties it to the record it was exported from; so do the signed checkpoints the
+    bundle carries, checked with ``keys`` (``{key id: public key}``)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            check = _check_archive(archive)
+            check = _check_archive(archive, keys or {})
     except FileNotFoundError:
         return BundleCheck(False, (f"no such file: {path}",))
     except IsADirectoryError:
@@ -98,7 +114,7 @@ def verify_bundle(path: Path, expected_head: str | None = None) -> BundleCheck:
     )
 
 
-def _check_archive(archive: zipfile.ZipFile) -> BundleCheck:
+def _check_archive(archive: zipfile.ZipFile, keys: Mapping[str, Ed25519PublicKey]) -> BundleCheck:
     # Directory entries, which re-zipping a bundle with ``zip -r`` adds, carry no content:
     # nothing to verify. One that carries bytes is checked like any other member.
     names = [i.filename for i in archive.infolist() if not (i.is_dir() and i.file_size == 0)]
@@ -129,13 +145,19 @@ def _check_archive(archive: zipfile.ZipFile) -> BundleCheck:
     problems += [
         f"{n} is in the manifest but missing from the zip" for n in listed if n not in names
     ]
-    chain, events = _timeline_chain(archive, manifest) if TIMELINE in names else (None, [])
+    checkpoints = _checkpoints(archive, problems) if CHECKPOINTS in names else []
+    wanted = {c.events for c in checkpoints}
+    chain, events, hashes = (
+        _timeline_chain(archive, manifest, wanted) if TIMELINE in names else (None, [], {})
+    )
+    anchor = None
     if chain is None:
         problems.append(f"{TIMELINE} is missing")
     elif not chain.ok:
         problems.append(f"timeline broken at event {chain.broken_at}: {chain.reason}")
     else:
         problems += _reports_against_timeline(digests, events)
+        anchor = _anchor(checkpoints, manifest["incident"], chain.events, hashes, keys, problems)
     return BundleCheck(
         ok=not problems,
         problems=tuple(problems),
@@ -144,6 +166,66 @@ def _check_archive(archive: zipfile.ZipFile) -> BundleCheck:
         events=chain.events if chain else 0,
         head=chain.head if chain and chain.ok else None,
         broken_at=chain.broken_at if chain else None,
+        anchor=anchor,
+    )
+
+
+def _checkpoints(archive: zipfile.ZipFile, problems: list[str]) -> list[Checkpoint]:
+    """The bundle's checkpoints; a line that is not one is a problem of its own."""
+    try:
+        with _open_member(archive, CHECKPOINTS, LIMITS[CHECKPOINTS]) as member:
+            lines = member.read().decode("utf-8", errors="replace").splitlines()
+    except (_Unusable, *_UNREADABLE) as exc:
+        problems.append(f"{CHECKPOINTS} cannot be read: {exc}")
+        return []
+    found = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            found.append(Checkpoint.from_line(line))
+        except (ValueError, RecursionError) as exc:
+            problems.append(f"{CHECKPOINTS} line {number} is not a checkpoint: {exc}")
+    return found
+
+
+def _anchor(
+    checkpoints: list[Checkpoint],
+    incident: str,
+    length: int,
+    hashes: Mapping[int, str],
+    keys: Mapping[str, Ed25519PublicKey],
+    problems: list[str],
+) -> str:
+    """The checkpoint that anchors the bundle's chain, said as a sentence; each one that
+    does not hold is a problem."""
+    if not checkpoints:
+        return "no signed checkpoint in the bundle: only --head ties it to the record"
+    if not keys:
+        return (
+            f"{len(checkpoints)} signed checkpoint(s) in the bundle, not checked:"
+            " give the signing key's public half with --public-key"
+        )
+    valid = []
+    for checkpoint in checkpoints:
+        problem = holds(
+            checkpoint,
+            incident=incident,
+            incident_id=None,
+            length=length,
+            hashes=hashes,
+            keys=keys,
+            anchor=CHECKPOINTS,
+            where="in the bundle",
+        )
+        if problem:
+            problems.append(problem)
+        else:
+            valid.append(checkpoint)
+    best = best_of(valid)
+    if best is None:
+        return "no checkpoint in the bundle holds"
+    return (
+        f"anchored by {CHECKPOINTS}: the checkpoint of event {best.events} signed"
+        f" {best.signed_at} by key {best.key_id} holds"
     )
 
 
@@ -198,18 +280,22 @@ def _reports_against_timeline(digests: dict[str, str], events: list[DetachedEven
 
 
 def _timeline_chain(
-    archive: zipfile.ZipFile, manifest: dict[str, Any]
-) -> tuple[ChainCheck, list[DetachedEvent]]:
+    archive: zipfile.ZipFile, manifest: dict[str, Any], wanted: set[int]
+) -> tuple[ChainCheck, list[DetachedEvent], dict[int, str]]:
     """Recompute the exported chain, event by event, to the head the manifest records.
 
-    Returns the ``report.*`` events too: the only ones the report check needs, so the
+    Returns the ``report.*`` events too, and the hashes of the events numbered in
+    ``wanted`` (those checkpoints name): the only parts the later checks need, so the
     whole timeline is never held."""
     reports: list[DetachedEvent] = []
+    hashes: dict[int, str] = {}
 
     def keeping_reports(events: Iterator[DetachedEvent]) -> Iterator[DetachedEvent]:
         for event in events:
             if str(event.fields["kind"]).startswith("report."):
                 reports.append(event)
+            if event.seq in wanted:
+                hashes[event.seq] = event.hash
             yield event
 
     expected = manifest["chain"]
@@ -220,10 +306,11 @@ def _timeline_chain(
                 events, expected["events"], expected["head"], recorded_by="the manifest"
             )
     except _BadEvent as exc:
-        return ChainCheck(False, exc.seq, None, exc.seq, f"the event {exc}"), []
+        return ChainCheck(False, exc.seq, None, exc.seq, f"the event {exc}"), [], {}
     except (_Unusable, ValueError, ijson.JSONError, *_UNREADABLE) as exc:
-        return ChainCheck(False, 0, None, 1, f"{TIMELINE} cannot be read as a timeline: {exc}"), []
-    return check, reports
+        unreadable = f"{TIMELINE} cannot be read as a timeline: {exc}"
+        return ChainCheck(False, 0, None, 1, unreadable), [], {}
+    return check, reports, hashes
 
 
 _SCALARS = {"null", "boolean", "integer", "double", "number", "string"}

@@ -28,9 +28,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from breachflow.flows.export.verify import BUNDLE_FORMAT, MANIFEST, TIMELINE
+from breachflow.flows.export.verify import BUNDLE_FORMAT, CHECKPOINTS, MANIFEST, TIMELINE
 from breachflow.flows.report.filing import summary
 from breachflow.models import ledger
+from breachflow.models.anchor import Checkpoint, Witness, reachable
 from breachflow.models.announcement import announcements
 from breachflow.models.base import iso, utcnow
 from breachflow.models.commands import count_subjects, get_incident
@@ -97,6 +98,8 @@ class Snapshot:
     head: str | None
     #: ``(name in the bundle, file on disk, SHA-256 recorded when it was written)``
     files: list[tuple[str, Path, str | None]] = field(default_factory=list)
+    #: The timeline's signed checkpoints up to ``length`` (models/anchor.py), one per line.
+    checkpoints: list[str] = field(default_factory=list)
 
 
 def snapshot(session: Session, incident: Incident, config: Settings, actor: str) -> Snapshot:
@@ -121,7 +124,21 @@ def snapshot(session: Session, incident: Incident, config: Settings, actor: str)
             + _announcement_files(incident.key, config)
             + _evidence_files(session, incident, config)
         ),
+        checkpoints=[
+            c.line()
+            for c in sorted(reachable(session, incident, _witness(config)), key=_by_event)
+            if c.events <= length
+        ],
     )
+
+
+def _witness(config: Settings) -> Witness | None:
+    configured = config.witness_dir is not None or config.checkpoint_key is not None
+    return Witness(config.witness) if configured else None
+
+
+def _by_event(checkpoint: Checkpoint) -> tuple[int, str]:
+    return checkpoint.events, checkpoint.signed_at
 
 
 def _incident_facts(session: Session, incident: Incident) -> dict[str, Any]:
@@ -337,6 +354,8 @@ def as_bundle(snap: Snapshot) -> Built:
     still bundled as it is now, and said so in the manifest and the warnings.
     """
     members: dict[str, bytes] = {TIMELINE: as_json(snap)}
+    if snap.checkpoints:
+        members[CHECKPOINTS] = "".join(line + "\n" for line in snap.checkpoints).encode()
     warnings = []
     for name, source, recorded in snap.files:
         try:

@@ -51,19 +51,6 @@ from tests.models.test_timeline import declare_with_events, load, tamper
 runner = CliRunner()
 
 
-@pytest.fixture
-def anchored(settings, tmp_path, monkeypatch) -> tuple[Path, Witness]:
-    """A signing key made with `breach audit keygen` and a witness folder, both outside
-    the database; returns the public key's path and the witness."""
-    key = tmp_path / "keys" / "checkpoint.key"
-    made = runner.invoke(app, ["audit", "keygen", str(key)])
-    assert made.exit_code == 0, made.output
-    monkeypatch.setenv("BREACH_CHECKPOINT_KEY_FILE", str(key))
-    monkeypatch.setenv("BREACH_WITNESS_DIR", str(tmp_path / "witness"))
-    runtime.reset()
-    return Path(f"{key}.pub"), Witness(tmp_path / "witness")
-
-
 def _verify(key: str, *extra: str) -> tuple[int, str]:
     done = runner.invoke(app, ["audit", "verify", key, *extra], env={"COLUMNS": "400"})
     return done.exit_code, done.output
@@ -131,8 +118,8 @@ def test_cutting_the_tail_and_setting_the_head_back_is_caught_by_the_witness(anc
     assert anchors.problems == [
         f"{witness.name} ({key}.jsonl): the checkpoint of event 5 signed "
         f"{Checkpoint.from_line(witness.path(key).read_text()).signed_at} records 5 events "
-        f"(head {Checkpoint.from_line(witness.path(key).read_text()).head}); the database "
-        "now holds 3: events were deleted"
+        f"(head {Checkpoint.from_line(witness.path(key).read_text()).head}); the timeline "
+        "in the database holds 3: events were deleted"
     ]
     code, output = _verify(key)
     assert code == 1
@@ -216,7 +203,10 @@ def test_without_a_key_the_check_says_the_timeline_is_not_anchored(db):
 
 def test_keys_are_private_and_never_overwritten(settings, tmp_path, monkeypatch):
     key = tmp_path / "checkpoint.key"
-    public = write_key_pair(key)
+    made = runner.invoke(app, ["audit", "keygen", str(key)], env={"COLUMNS": "400"})
+    assert made.exit_code == 0, made.output
+    assert f"signing key written to {key}" in made.output
+    public = Path(f"{key}.pub")
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert b"PUBLIC KEY" in public.read_bytes() and b"PRIVATE" not in public.read_bytes()
     again = runner.invoke(app, ["audit", "keygen", str(key)])

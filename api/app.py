@@ -9,11 +9,16 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
 
 from breachflow.api import problems
+from breachflow.api.access_log import RequestLog
 from breachflow.api.callbacks import router as callbacks
 from breachflow.api.clients import ClientAddress
+from breachflow.api.health import router as health
 from breachflow.api.limits import BodyLimit
+from breachflow.api.metrics import DatabaseCollector, latency_histogram
+from breachflow.api.metrics import router_for as metrics_router_for
 from breachflow.api.notices import router as notices
 from breachflow.api.pages import router as pages
 from breachflow.api.public import router as public
@@ -44,8 +49,15 @@ def create_app() -> FastAPI:
         lifespan=bounded_threads,
     )
     problems.install(app)
+    registry = CollectorRegistry()
+    registry.register(DatabaseCollector())
+    # Innermost first: the request log sees the route the router matched and the client
+    # ClientAddress resolved.
+    app.add_middleware(RequestLog, histogram=latency_histogram(registry))
     app.add_middleware(BodyLimit)
     app.add_middleware(ClientAddress)
+    app.include_router(health)
+    app.include_router(metrics_router_for(registry))
     app.include_router(incidents)
     app.include_router(alerts)
     app.include_router(alert_sources)

@@ -283,20 +283,32 @@ def serve(
 
     Also: provider status callbacks, the notice pages that SMS and push link to, the
     announcement site (/site/) and the report page (/report); API keys: breach keys create.
-    With a Prefect server (PREFECT_API_URL) this process also serves the deployments
-    incident_response/breachflow and deadline_watchdog/breachflow (on its schedule)."""
+    For operations: /healthz, /readyz, /metrics (a `metrics` key), an access log on stderr
+    (BREACH_LOG_FORMAT=json for JSON lines). With a Prefect server (PREFECT_API_URL) this
+    process also serves the deployments incident_response/breachflow and
+    deadline_watchdog/breachflow (on its schedule)."""
     import threading
     import time
 
     import uvicorn
     from prefect.settings import get_current_settings
 
+    from breachflow.api.access_log import configure as configure_logs
     from breachflow.api.app import create_app
     from breachflow.flows import deployments
 
+    configure_logs(runtime.settings().log_format)
     # Forwarded headers are read by the app, from BREACH_TRUSTED_PROXIES only (api/clients.py).
+    # The access log is the app's own (api/access_log.py: route templates, no query strings);
+    # log_config=None keeps uvicorn from replacing the handlers configure_logs installed.
     config = uvicorn.Config(
-        create_app(), host=host, port=port, log_level="warning", proxy_headers=False
+        create_app(),
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     console.print(f"Serving on http://{host}:{port} (public URL: {runtime.settings().public_url})")

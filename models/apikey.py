@@ -26,6 +26,7 @@ class Role(StrEnum):
     ONCALL = "oncall"  # runbook steps and approvals; reads incidents
     COMPLIANCE = "compliance"  # reads everything, changes nothing
     ALERT_SOURCE = "alert-source"  # posts alerts, nothing else
+    METRICS = "metrics"  # scrapes /metrics (Prometheus), nothing else
 
 
 class ApiKey(Base):

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
 
     home: Path = Field(Path(".breach"), description="Working directory for embedded mode.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`breach serve`'s log lines (the access log included): plain text, or one"
+        " JSON object per line for a log pipeline.",
+    )
     library_logs: Literal["file", "console"] = Field(
         "file",
         description="Where libraries' own warnings go: home/logs/libraries.log, or the console.",

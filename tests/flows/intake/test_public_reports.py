@@ -4,10 +4,6 @@ address and in size, escaped everywhere, and attached to an incident for triage.
 from __future__ import annotations
 
 import ipaddress
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -18,9 +14,10 @@ from breachflow.api.clients import resolve
 from breachflow.models import runtime
 from breachflow.models.public_report import PublicReport
 from tests.api.test_callbacks import AppServer
-from tests.conftest import BREACH, SQLITE_ONLY, free_port
+from tests.conftest import SQLITE_ONLY, free_port
 from tests.flows.test_incident_flow import timeline_kinds
 from tests.testkit.factories import people, seed_incident
+from tests.testkit.serve import breach_serve
 
 REPORT = {
     "email": "finder@example.org",
@@ -98,29 +95,9 @@ def report_from(url: str, **headers: str) -> int:
 def test_breach_serve_believes_forwarded_headers_only_from_its_trusted_proxies(settings, live_smtp):
     """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default, so anyone on the machine
     (or a proxy passing the header through) could reset the per-address limit at will."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    server = subprocess.Popen(
-        [BREACH, "serve", "--port", str(port), "--watchdog-every", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/report")
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
-        answers = [report_from(url, **{"X-Forwarded-For": f"198.51.100.{n}"}) for n in range(6)]
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.communicate(timeout=30)
+    with breach_serve() as served:
+        forged = [{"X-Forwarded-For": f"198.51.100.{n}"} for n in range(6)]
+        answers = [report_from(served.url, **headers) for headers in forged]
     assert answers == [202] * 5 + [429]
 
 

@@ -92,12 +92,14 @@ def test_the_incident_flow_reads_like_the_runbook() -> None:
 
 def test_tests_mirror_the_folders() -> None:
     """Every test file sits under the folder of what it tests (or at the top, for the
-    whole: the layout, the package)."""
+    whole: the layout, the package, the docs)."""
     folders = {*MAY_IMPORT, "testkit"}
     for path in (REPO / "tests").rglob("test_*.py"):
         relative = path.relative_to(REPO / "tests")
         if len(relative.parts) == 1:
-            assert relative.name in {"test_layout.py", "test_packaging.py"}, relative
+            assert relative.name in {"test_layout.py", "test_packaging.py", "test_docs.py"}, (
+                relative
+            )
             continue
         assert relative.parts[0] in folders, relative
         source = REPO.joinpath(*relative.parts[:-1])

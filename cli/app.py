@@ -16,7 +16,7 @@ from breachflow.cli import assessing, export, reporting, review, runbook, triage
 from breachflow.cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
 from breachflow.cli.keys import keys_app
 from breachflow.cli.letters import letters_app
-from breachflow.cli.terminal import SafeTable
+from breachflow.cli.terminal import SafeTable, readable_help
 from breachflow.cli.triage import alerts_app, public_app
 from breachflow.models import commands, runtime
 from breachflow.models.errors import BreachError
@@ -455,8 +455,10 @@ def examples(
 
 
 def main() -> None:
+    """The ``breach`` command: the Typer app, its help made readable (cli/terminal.py)."""
+    command = readable_help(typer.main.get_command(app))
     try:
-        app()
+        command()
     except BreachError as exc:
         errors.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)

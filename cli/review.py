@@ -23,7 +23,7 @@ from breachflow.cli.common import (
     window_verdict,
 )
 from breachflow.cli.reporting import announcement_rows, reports_table
-from breachflow.cli.terminal import SafeTable, styled
+from breachflow.cli.terminal import SafeTable, print_json, styled
 from breachflow.flows.approve.runbook import waiting_for
 from breachflow.flows.close.obligations import open_obligations
 from breachflow.flows.notify.forecast import Verdict, forecast
@@ -117,12 +117,21 @@ def _deadline(
     return f"{fmt(due)} ({window_verdict(due, finished, notified)})"
 
 
-def list_incidents() -> None:
+def list_incidents(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the incidents as JSON, for scripts.")
+    ] = False,
+) -> None:
     """Every incident, newest first."""
     from sqlalchemy import select
 
+    from breachflow.api.v1.incidents import IncidentOut
+
     with runtime.database().unit_of_work() as session:
         incidents = session.scalars(select(Incident).order_by(Incident.id.desc())).all()
+    if as_json:  # the same fields as GET /api/v1/incidents
+        print_json([IncidentOut.of(i).model_dump(mode="json") for i in incidents])
+        return
     table = SafeTable("key", "state", "severity", "title", "aware", "notification window")
     for i in incidents:
         table.add_row(

@@ -44,29 +44,7 @@ async def checklist(key: str, who: Reader) -> dict[str, Any]:
         now = utcnow()
         with database().unit_of_work() as session:
             incident = commands.get_incident(session, key)
-            items = runbooks.checklist(session, incident)
-            return {
-                "waiting_for": runbooks.waiting_for(session, incident, "notify"),
-                "steps": [
-                    {
-                        "phase": item.phase,
-                        "id": item.step.id,
-                        "title": item.step.title,
-                        "role": item.step.role,
-                        "due_at": item.due_at,
-                        "overdue": item.overdue(now),
-                        "evidence_required": item.step.evidence,
-                        "gates": item.step.gates,
-                        "instructions": item.step.instructions,
-                        "done_at": item.done_at,
-                        "done_by": item.done_by,
-                        "done_by_event": item.by_event.seq if item.by_event else None,
-                        "not_applicable": item.not_applicable,
-                        "note": item.done.note if item.done else None,
-                    }
-                    for item in items
-                ],
-            }
+            return runbooks.checklist_data(session, incident, now)
 
     return await run_in_threadpool(work)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -341,3 +341,31 @@ def _keep(incident: Incident, step_id: str, evidence: Path) -> tuple[str, str]:
     target = folder / f"{step_id}-{evidence.name}"
     shutil.copyfile(evidence, target)
     return str(target), hashlib.sha256(target.read_bytes()).hexdigest()
+
+
+def checklist_data(session: Session, incident: Incident, now: datetime) -> dict[str, Any]:
+    """The checklist as data, the same for the API and ``breach runbook --json``: every step
+    with its owner, due time, instructions and where it stands."""
+    return {
+        "incident": incident.key,
+        "waiting_for": waiting_for(session, incident, "notify"),
+        "steps": [
+            {
+                "phase": item.phase,
+                "id": item.step.id,
+                "title": item.step.title,
+                "role": item.step.role,
+                "due_at": item.due_at,
+                "overdue": item.overdue(now),
+                "evidence_required": item.step.evidence,
+                "gates": item.step.gates,
+                "instructions": item.step.instructions,
+                "done_at": item.done_at,
+                "done_by": item.done_by,
+                "done_by_event": item.by_event.seq if item.by_event else None,
+                "not_applicable": item.not_applicable,
+                "note": item.done.note if item.done else None,
+            }
+            for item in checklist(session, incident)
+        ],
+    }

@@ -127,7 +127,9 @@ def _show(key: str, step_id: str) -> None:
 
 def approve(
     key: Key,
-    gate: Annotated[str, typer.Argument(help="What is approved: notice.")],
+    gate: Annotated[
+        str, typer.Argument(help="What is approved: notice, or closure (the sign-off).")
+    ],
     note: Note = None,
     run: Annotated[
         bool, typer.Option(help="Continue the response right away (default), or only record it.")

@@ -101,7 +101,13 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_tls: SmtpTls = SmtpTls.NONE
     smtp_timeout: float = 30.0
-    smtp_pool_size: int = Field(4, ge=1, le=64, description="Connections per dispatcher.")
+    smtp_pool_size: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="SMTP connections a batch is sent over (a dispatcher sends one batch at a"
+        " time), granted within BREACH_SMTP_MAX_CONNECTIONS.",
+    )
     smtp_max_connections: int = Field(
         30, ge=1, description="Connections open at once across all dispatchers."
     )

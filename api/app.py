@@ -21,6 +21,7 @@ from breachflow.api.metrics import DatabaseCollector, latency_histogram
 from breachflow.api.metrics import router_for as metrics_router_for
 from breachflow.api.notices import router as notices
 from breachflow.api.pages import router as pages
+from breachflow.api.pages import sso
 from breachflow.api.public import router as public
 from breachflow.api.v1.alerts import router as alerts
 from breachflow.api.v1.incidents import router as incidents
@@ -55,6 +56,7 @@ def create_app() -> FastAPI:
     # ClientAddress resolved.
     app.add_middleware(RequestLog, histogram=latency_histogram(registry))
     app.add_middleware(BodyLimit)
+    sso.install(app)  # the sign-in round trip's state cookie, when single sign-on is on
     app.add_middleware(ClientAddress)
     app.include_router(health)
     app.include_router(metrics_router_for(registry))

@@ -18,6 +18,15 @@ from breachflow.models.runtime import database
 
 READERS = frozenset({Role.ADMIN, Role.RESPONDER, Role.ONCALL, Role.COMPLIANCE})
 RESPONDERS = frozenset({Role.ADMIN, Role.RESPONDER})
+#: Who takes runbook steps (a gate's step only as its approval, flows/approve/runbook.py)
+#: and who decides a suspected incident's triage: the same on the API and the pages.
+STEP_TAKERS = frozenset({Role.ADMIN, Role.ONCALL, Role.RESPONDER})
+TRIAGERS = frozenset({Role.ADMIN, Role.ONCALL, Role.RESPONDER})
+
+
+#: A person who logged in through single sign-on is a key row of this name prefix
+#: (api/pages/sso.py), and on the timeline as ``sso:NAME`` rather than as an API key.
+SSO_PREFIX = "sso:"
 
 
 @dataclass(frozen=True)
@@ -27,7 +36,7 @@ class Caller:
 
     @property
     def actor(self) -> str:
-        return f"api-key:{self.name}"
+        return self.name if self.name.startswith(SSO_PREFIX) else f"api-key:{self.name}"
 
 
 def allow(roles: frozenset[Role]) -> params.Depends:

@@ -8,13 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from sqlalchemy import select
 
 from breachflow.cli.common import Key, actor, console, errors, fmt, parse_time
 from breachflow.cli.terminal import SafeTable
 from breachflow.models import commands, runtime
-from breachflow.models.alert import AlertGroup
-from breachflow.models.incident import Incident, IncidentState
 
 alerts_app = typer.Typer(help="Alert intake: sources that may post alerts.", no_args_is_help=True)
 Reason = Annotated[str, typer.Option("--reason", help="Why: it goes on the timeline.")]
@@ -88,12 +85,7 @@ def revoke_source(name: Annotated[str, typer.Argument(help="The source's name.")
 def triage() -> None:
     """Suspected incidents opened by alerts, with how many alerts each has had."""
     with runtime.database().unit_of_work() as session:
-        rows = session.execute(
-            select(Incident, AlertGroup)
-            .join(AlertGroup, AlertGroup.incident_id == Incident.id, isouter=True)
-            .where(Incident.state == IncidentState.SUSPECTED)
-            .order_by(Incident.id)
-        ).all()
+        rows = commands.suspected(session)
         session.expunge_all()
     if not rows:
         console.print("Nothing to triage.")

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from breachflow.models.alert import AlertGroup
 from breachflow.models.base import utcnow
 from breachflow.models.errors import InvalidInput, NotFound
 from breachflow.models.incident import Incident, IncidentState, Severity
@@ -139,6 +140,35 @@ def confirm(
 def dismiss(session: Session, incident: Incident, actor: str, reason: str) -> None:
     """Triage: a suspected incident is not a breach; it stays on the record."""
     _triage(session, incident, actor, reason, IncidentState.DISMISSED)
+
+
+def suspected(session: Session) -> list[tuple[Incident, AlertGroup | None]]:
+    """The incidents waiting for triage, oldest first, each with its alert group (none for
+    one a report from the public opened)."""
+    rows = session.execute(
+        select(Incident, AlertGroup)
+        .join(AlertGroup, AlertGroup.incident_id == Incident.id, isouter=True)
+        .where(Incident.state == IncidentState.SUSPECTED)
+        .order_by(Incident.id)
+    ).all()
+    return [(incident, group) for incident, group in rows]
+
+
+def triage(
+    session: Session,
+    incident: Incident,
+    actor: str,
+    decision: str,
+    reason: str,
+    aware_at: datetime | None = None,
+) -> None:
+    """``confirm`` or ``dismiss``, as the API and the pages are asked."""
+    if decision == "confirm":
+        confirm(session, incident, actor, reason, aware_at)
+    elif decision == "dismiss":
+        dismiss(session, incident, actor, reason)
+    else:
+        raise InvalidInput(f"a triage decision is confirm or dismiss, not {decision!r}")
 
 
 def _triage(

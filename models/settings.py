@@ -175,6 +175,30 @@ class Settings(BaseSettings):
         "http://localhost:8000",
         description="Where `breach serve` is reachable: notice links and status callbacks.",
     )
+    oidc_issuer: str | None = Field(
+        None,
+        description="Single sign-on for the pages: the OpenID Connect provider's issuer URL"
+        " (its /.well-known/openid-configuration is read). Unset: log in with an API key.",
+    )
+    oidc_client_id: str | None = Field(None, description="This app's client id at the provider.")
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="This app's client secret at the provider."
+    )
+    oidc_roles_claim: str = Field(
+        "groups",
+        description="The ID token claim (a string or a list) whose values give a person's role.",
+    )
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description='Claim values to roles, e.g. {"sec-oncall": "oncall", "dpo": "compliance"};'
+        " a value that is itself a role's name (admin, responder, oncall, compliance) counts"
+        " as that role. Several: the first of admin, responder, oncall, compliance.",
+    )
+    oidc_name_claim: str = Field(
+        "preferred_username",
+        description="The claim that names the person on the timeline (sso:NAME); the subject"
+        " (sub) when it is missing.",
+    )
     trusted_proxies: list[IPvAnyNetwork] = Field(
         default_factory=list,
         description="Proxies in front of `breach serve` (addresses or networks, e.g."
@@ -282,6 +306,40 @@ class Settings(BaseSettings):
     )
     oncall_emails: list[str] = Field(default_factory=list)
     oncall_phones: list[str] = Field(default_factory=list, description="E.164, for SMS.")
+    pagerduty_routing_key: SecretStr | None = Field(
+        None,
+        description="A PagerDuty service's Events API v2 integration key: each deadline in"
+        " danger pages (one alert per deadline), resolved when it is met.",
+    )
+    pagerduty_url: str = Field(
+        "https://events.pagerduty.com/v2/enqueue", description="PagerDuty's Events API v2."
+    )
+    opsgenie_api_key: SecretStr | None = Field(
+        None,
+        description="An Opsgenie API integration's key: each deadline in danger is an alert"
+        " (aliased by deadline), closed when it is met.",
+    )
+    opsgenie_url: str = Field(
+        "https://api.opsgenie.com", description="Opsgenie's API (api.eu.opsgenie.com in the EU)."
+    )
+    teams_webhook_url: SecretStr | None = Field(
+        None,
+        description="A Microsoft Teams incoming webhook (Workflows): the same lines as Slack,"
+        " as Adaptive Cards.",
+    )
+    webhook_url: str | None = Field(
+        None,
+        description="A generic outbound webhook: each stage and warning as a CloudEvent 1.0,"
+        " HMAC-signed with BREACH_WEBHOOK_SECRET.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="The HMAC-SHA256 secret that signs the outbound webhook's events."
+    )
+    slack_webhook_url: SecretStr | None = Field(
+        None,
+        description="A Slack incoming webhook (a secret): a message in the incident channel per"
+        " stage (declared, approved, notifying, notified, closed) and per deadline warning.",
+    )
 
     @field_validator("letter_vendor_recipient")
     @classmethod
@@ -304,6 +362,12 @@ class Settings(BaseSettings):
             except EmailNotValidError as exc:
                 raise ValueError(f"not an email address: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _signed_webhook(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("BREACH_WEBHOOK_URL needs BREACH_WEBHOOK_SECRET: events go out signed")
+        return self
 
     @model_validator(mode="after")
     def _apply_smtp_url(self) -> Settings:

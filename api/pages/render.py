@@ -12,6 +12,7 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 
 from breachflow.api.pages.times import VIEWER_ZONE
+from breachflow.models.runtime import settings
 from breachflow.rendering.environment import environment
 from breachflow.rendering.fonts import CJK_START
 
@@ -46,6 +47,7 @@ def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("viewer_zone", VIEWER_ZONE.get())
     context.setdefault("here", HERE.get())
     context.setdefault("csrf", CSRF.get())
+    context.setdefault("sso", bool(settings().oidc_issuer and settings().oidc_client_id))
     html = template.render(font=None, **context)
     text = _cjk(html)
     if text:

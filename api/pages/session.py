@@ -22,13 +22,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 
 from breachflow.api.auth import READERS, Caller
 from breachflow.api.forms import first, form_fields
 from breachflow.api.pages.render import CSRF, HEADERS, HERE, render
 from breachflow.api.pages.times import VIEWER_ZONE, viewer_zone
 from breachflow.models.apikey import ApiKey, Role, authenticate, live_key
-from breachflow.models.errors import BreachError, NotFound
+from breachflow.models.errors import BreachError, Forbidden, NotFound
 from breachflow.models.runtime import database, settings, vault
 
 router = APIRouter()
@@ -52,7 +54,7 @@ async def page(request: Request, build: Callable[[Caller], Response]) -> Respons
     try:
         return await run_in_threadpool(build, who)
     except BreachError as exc:
-        status = 404 if isinstance(exc, NotFound) else 422
+        status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, Forbidden) else 422
         return render("error", status, viewer=who, message=str(exc))
 
 
@@ -62,6 +64,30 @@ async def action(
     """A form that changes something: posted from our own page, with the session's CSRF
     token; then ``build`` with the form's fields, as any page."""
     form = await form_fields(request, most=most)
+    return await _guarded(request, form, lambda who: build(who, form or {}))
+
+
+async def upload(
+    request: Request,
+    build: Callable[[Caller, dict[str, list[str]], UploadFile | None], Response],
+    most: int = 5,
+) -> Response:
+    """As :func:`action`, for a form that may carry one file (``multipart/form-data``,
+    e.g. a runbook step's evidence; its size is bounded by :mod:`api.limits`)."""
+    try:
+        parsed = await request.form(max_files=1, max_fields=most)
+    except (MultiPartException, ValueError, KeyError):
+        return await _guarded(request, None, lambda who: Response())
+    fields = {name: [v] for name, v in parsed.multi_items() if isinstance(v, str)}
+    files = [v for _, v in parsed.multi_items() if isinstance(v, UploadFile) and v.filename]
+    chosen = files[0] if files else None
+    return await _guarded(request, fields, lambda who: build(who, fields, chosen))
+
+
+async def _guarded(
+    request: Request, form: dict[str, list[str]] | None, then: Callable[[Caller], Response]
+) -> Response:
+    """The form's token checked against the session's, from a page of this site."""
     cookie = request.cookies.get(COOKIE) or ""
     token = first(form or {}, "csrf", 100)
     expected = await run_in_threadpool(csrf_token, cookie)
@@ -71,14 +97,14 @@ async def action(
             return to_login(request)
         message = "This form did not come from this site's page: open the page and try again."
         return render("error", 403, viewer=who, message=message)
-    return await page(request, lambda who: build(who, form))
+    return await page(request, then)
 
 
 def csrf_token(cookie: str) -> str:
     """The session's form token: bound to its cookie, which a page on another site can
     neither read nor guess (HttpOnly), so it cannot post a form of ours."""
     message = b"csrf." + cookie.encode("utf-8", "replace")
-    return hmac.new(_session_key(), message, hashlib.sha256).hexdigest()
+    return hmac.new(session_secret(), message, hashlib.sha256).hexdigest()
 
 
 async def viewer(request: Request) -> Caller | None:
@@ -96,7 +122,7 @@ def to_login(request: Request) -> RedirectResponse:
 
 @router.get("/login")
 async def login_page(next: str | None = None) -> Response:
-    return render("login", next=_safe_next(next), error=None)
+    return render("login", next=safe_next(next), error=None)
 
 
 @router.post("/login")
@@ -106,13 +132,17 @@ async def login(request: Request) -> Response:
         return render("login", 400, next="/ui/", error="This is not the login form's post.")
     token = first(form, "key", 200)
     nexts = form.get("next")
-    target = _safe_next(nexts[0] if nexts else None)
+    target = safe_next(nexts[0] if nexts else None)
     if not _same_origin(request):
         return render("login", 403, next=target, error="Log in from this site's own page.")
     cookie, error = await run_in_threadpool(_login_with, token)
     if cookie is None:
         return render("login", 401 if "unknown" in (error or "") else 403, next=target, error=error)
-    answer = RedirectResponse(target, 303, headers=HEADERS)
+    return session_cookie_answer(RedirectResponse(target, 303, headers=HEADERS), cookie)
+
+
+def session_cookie_answer(answer: Response, cookie: str) -> Response:
+    """``answer`` with the session cookie set: HttpOnly, SameSite=Strict, Secure on https."""
     answer.set_cookie(
         COOKIE,
         cookie,
@@ -131,7 +161,7 @@ async def choose_timezone(request: Request) -> Response:
     form = await form_fields(request, most=5) or {}  # not our form: back to UTC
     zone = first(form, "zone", 64).strip()
     nexts = form.get("next")
-    answer = RedirectResponse(_safe_next(nexts[0] if nexts else None), 303, headers=HEADERS)
+    answer = RedirectResponse(safe_next(nexts[0] if nexts else None), 303, headers=HEADERS)
     if not _same_origin(request):
         return answer
     chosen = viewer_zone(zone)
@@ -152,7 +182,7 @@ async def logout(request: Request) -> Response:
     return answer
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only back to one of our pages: never an open redirect."""
     if target and target.startswith("/ui/") and "//" not in target and "\\" not in target:
         return target
@@ -179,22 +209,27 @@ def _same_origin(request: Request) -> bool:
 
 def _login_with(token: str) -> tuple[str | None, str | None]:
     """(cookie value, None) for a key that may read, else (None, what is wrong)."""
-    secret = _session_key()
+    secret = session_secret()
     with database().unit_of_work() as session:
         key = authenticate(session, token.strip())
         if key is None:
             return None, "That key is unknown or revoked."
         if Role(key.role) not in READERS:
             return None, f"A {key.role} key cannot open these pages."
-        expires = _now_ms() + SESSION_SECONDS * 1000  # milliseconds: see _issued
-        mac = _mac(secret, key.prefix, expires, key.secret_sha256)
-        return f"{key.prefix}.{expires}.{mac}", None
+        return login_cookie(key, secret), None
+
+
+def login_cookie(key: ApiKey, secret: bytes) -> str:
+    """A new session's cookie for ``key`` (an API key, or a person's ``sso:`` key), signed
+    with ``secret`` (:func:`session_secret`)."""
+    expires = _now_ms() + SESSION_SECONDS * 1000  # milliseconds: see _issued
+    return f"{key.prefix}.{expires}.{_mac(secret, key.prefix, expires, key.secret_sha256)}"
 
 
 def _session_caller(cookie: str | None) -> Caller | None:
     """The live key a cookie was made from, if it is genuine, not expired and not logged
     out."""
-    secret = _session_key()
+    secret = session_secret()
     with database().unit_of_work() as session:
         key = _session_key_of(session, cookie, secret)
         return Caller(key.name, Role(key.role)) if key is not None else None
@@ -202,7 +237,7 @@ def _session_caller(cookie: str | None) -> Caller | None:
 
 def _end_sessions(cookie: str | None) -> None:
     """Logging out: this session, and any of the key's issued before it, end here."""
-    secret = _session_key()
+    secret = session_secret()
     with database().unit_of_work() as session:
         key = _session_key_of(session, cookie, secret)
         if key is not None:
@@ -239,7 +274,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _session_key() -> bytes:
+def session_secret() -> bytes:
     """Derived from the data key, so every server sharing the database accepts a session.
     Taken before a transaction opens: the first use checks the key in one of its own."""
     return vault().subkey("ui sessions")

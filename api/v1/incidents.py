@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from breachflow.api.auth import Caller, Reader, Responder
+from breachflow.api.auth import TRIAGERS, Caller, Reader, Responder, allow
 from breachflow.flows.announce.decision import announcement_status
 from breachflow.flows.approve.runbook import approvers
 from breachflow.flows.assess.assessment import check_data_categories
@@ -38,6 +38,7 @@ from breachflow.models.runtime import check_timeline_anchors, database, settings
 from breachflow.models.timeline import TimelineEvent, verify_chain
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+Triager = Annotated[Caller, allow(TRIAGERS)]
 
 
 class Strict(BaseModel):
@@ -169,6 +170,15 @@ class EarlyClose(Strict):
     reason: str = Field(min_length=10, max_length=5000)
 
 
+class Triage(Strict):
+    """A suspected incident (opened by an alert or a report from the public) decided."""
+
+    decision: Literal["confirm", "dismiss"]
+    reason: str = Field(min_length=1, max_length=5000)
+    #: With ``confirm``: when we knew it was a breach, if before now.
+    aware_at: Instant | None = None
+
+
 @router.post("/{key}/close")
 async def close(key: str, body: EarlyClose, who: Reader) -> dict[str, Any]:
     """Close with obligations still open: only with a reason, by whoever may sign off the
@@ -180,6 +190,22 @@ async def close(key: str, body: EarlyClose, who: Reader) -> dict[str, Any]:
         )
     still_open = await run_in_threadpool(close_early, key, who.actor, body.reason)
     return {"incident": key.upper(), "state": "closed", "open_when_closed": still_open}
+
+
+@router.post("/{key}/triage")
+async def triage(key: str, body: Triage, who: Triager) -> dict[str, Any]:
+    """Confirm (a breach: it is declared, and the clocks that run from awareness start) or
+    dismiss (not a breach: it stays on the record) a suspected incident, with the reason."""
+    if body.decision == "dismiss" and body.aware_at is not None:
+        raise InvalidInput("aware_at goes with confirm")
+
+    def work() -> dict[str, Any]:
+        with database().unit_of_work() as session:
+            incident = commands.get_incident(session, key, lock=True)
+            commands.triage(session, incident, who.actor, body.decision, body.reason, body.aware_at)
+            return {"incident": incident.key, "state": str(incident.state)}
+
+    return await run_in_threadpool(work)
 
 
 @router.patch("/{key}")

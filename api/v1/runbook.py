@@ -16,17 +16,15 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from breachflow.api.auth import Caller, Reader, allow
+from breachflow.api.auth import STEP_TAKERS, Caller, Reader, allow
 from breachflow.flows.approve import runbook as runbooks
 from breachflow.flows.deployments import start_response
 from breachflow.models import commands
-from breachflow.models.apikey import Role
 from breachflow.models.base import utcnow
 from breachflow.models.runtime import database
 
 router = APIRouter(prefix="/api/v1/incidents/{key}", tags=["runbook"])
 
-STEP_TAKERS = frozenset({Role.ADMIN, Role.ONCALL, Role.RESPONDER})
 StepTaker = Annotated[Caller, allow(STEP_TAKERS)]
 #: An evidence file's name: a plain name, no path, not hidden.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"

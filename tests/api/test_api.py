@@ -61,7 +61,7 @@ def _declare(server: AppServer, token: str) -> str:
 
 
 READ, WRITE, ALERTS, STEPS, APPROVE = "read", "write", "alerts", "steps", "approve"
-CLOSE, ADMIN = "close", "admin"
+CLOSE, ADMIN, TRIAGE = "close", "admin", "triage"
 #: Every route of /api/v1, with what it needs; ``{key}`` is an incident of the test.
 ROUTES = [
     ("POST", "/api/v1/incidents", WRITE, {"json": INCIDENT}),
@@ -89,10 +89,23 @@ ROUTES = [
     ("POST", "/api/v1/incidents/{key}/close", CLOSE, {"json": {"reason": "x" * 20}}),
     (
         "POST",
+        "/api/v1/incidents/{key}/triage",
+        TRIAGE,
+        {"json": {"decision": "dismiss", "reason": "a test"}},
+    ),
+    (
+        "POST",
         "/api/v1/alerts/alertmanager",
         ALERTS,
         {"json": {"version": "4", "status": "firing", "alerts": []}},
     ),
+    (
+        "POST",
+        "/api/v1/alerts/grafana",
+        ALERTS,
+        {"json": {"version": "1", "status": "firing", "alerts": []}},
+    ),
+    ("POST", "/api/v1/alerts/cloudevents", ALERTS, {"json": {}}),
     ("GET", "/api/v1/alert-sources", ADMIN, {}),
     ("POST", "/api/v1/alert-sources", ADMIN, {"json": {"name": ""}}),
     ("POST", "/api/v1/alert-sources/{name}/rotate", ADMIN, {"json": {}}),
@@ -108,6 +121,7 @@ ALLOWED = {
     STEPS: {Role.ADMIN, Role.ONCALL, Role.RESPONDER},
     APPROVE: {Role.ADMIN, Role.ONCALL},  # the notice; the closure: compliance and admin
     CLOSE: {Role.ADMIN, Role.COMPLIANCE},
+    TRIAGE: {Role.ADMIN, Role.ONCALL, Role.RESPONDER},
     ADMIN: {Role.ADMIN},
 }
 

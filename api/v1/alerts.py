@@ -7,12 +7,20 @@
   five minutes away, or a signature seen before, is refused.
 - ``POST /api/v1/alerts/alertmanager``: Prometheus Alertmanager's webhook (payload
   version 4), with the bearer token of an ``alert-source`` API key in its ``http_config``.
+- ``POST /api/v1/alerts/grafana``: Grafana alerting's webhook contact point (payload
+  version 1, whose alerts have Alertmanager's fields), with the same kind of key in its
+  Authorization header.
+- ``POST /api/v1/alerts/cloudevents``: one CloudEvent 1.0, structured
+  (``application/cloudevents+json``) or binary (``ce-*`` headers), whose data is the
+  generic alert's JSON; each event (its source and id) is taken once.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
+from cloudevents.core.bindings.http import HTTPMessage, from_http_event
+from cloudevents.core.exceptions import BaseCloudEventException
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -124,6 +132,12 @@ class AlertmanagerWebhook(BaseModel):
     alerts: list[Any] = Field(max_length=1000)
 
 
+class GrafanaWebhook(AlertmanagerWebhook):
+    """Grafana alerting's webhook: Alertmanager's shape (its alerts have the same fields,
+    read by :class:`AlertmanagerAlert`) with Grafana's own ``version``, ``title`` and
+    ``message`` besides, which are not needed."""
+
+
 class AlertOutcome(BaseModel):
     """What became of one alert of a batch: taken (``action``) or refused (``refused``)."""
 
@@ -144,8 +158,20 @@ async def alertmanager(
     A batch of which nothing could be taken is a 422."""
     if payload.version != "4":
         raise InvalidInput(f"Alertmanager webhook version {payload.version}: only 4 is read")
-    source = f"alertmanager:{who.name}"
-    outcomes = [await _take(source, index, raw) for index, raw in enumerate(payload.alerts)]
+    return await _batch(f"alertmanager:{who.name}", payload.alerts)
+
+
+@router.post("/grafana", status_code=202)
+async def grafana(payload: GrafanaWebhook, who: AlertSource) -> dict[str, list[AlertOutcome]]:
+    """Grafana's alerts, each taken or refused on its own as Alertmanager's are (a
+    re-sent alert is a ``duplicate``); a batch of which nothing could be taken is a 422."""
+    if payload.version != "1":
+        raise InvalidInput(f"Grafana webhook version {payload.version}: only 1 is read")
+    return await _batch(f"grafana:{who.name}", payload.alerts)
+
+
+async def _batch(source: str, alerts: list[Any]) -> dict[str, list[AlertOutcome]]:
+    outcomes = [await _take(source, index, raw) for index, raw in enumerate(alerts)]
     refused = [o for o in outcomes if o.refused]
     if refused and len(refused) == len(outcomes):
         raise InvalidInput(
@@ -153,6 +179,34 @@ async def alertmanager(
             + "; ".join(f"alert {o.index}: {o.refused}" for o in refused[:10])
         )
     return {"alerts": outcomes}
+
+
+@router.post("/cloudevents", status_code=202)
+async def cloudevents(request: Request, who: AlertSource) -> AlertOutcome:
+    """One CloudEvent whose data is an alert (``title``, ``severity``, ``fingerprint``
+    …, as the signed generic alert); its ``time`` is when the problem began unless the
+    data says. The same event (source and id) sent again is a ``duplicate``."""
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    try:
+        event = from_http_event(HTTPMessage(headers, await request.body()))
+    except (BaseCloudEventException, ValueError, TypeError, RecursionError) as exc:
+        raise InvalidInput(f"not a CloudEvent 1.0: {str(exc)[:300]}") from None
+    data = event.get_data()
+    if not isinstance(data, dict):
+        raise InvalidInput("the CloudEvent's data must be a JSON object: the alert")
+    if event.get_time() is not None:
+        data.setdefault("starts_at", event.get_time())
+    try:
+        alert = Alert.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"the alert is not valid: {_problems(exc)}") from None
+    source = f"cloudevents:{who.name}"
+    seen = occurrence(source, alert, event=f"{event.get_source()}\0{event.get_id()}")
+    try:
+        intake = await run_in_threadpool(receive, source, alert, seen, OCCURRENCE_MEMORY)
+    except ReplayedAlert:
+        return AlertOutcome(index=0, fingerprint=alert.key(), action="duplicate")
+    return AlertOutcome(index=0, **vars(intake))
 
 
 async def _take(source: str, index: int, raw: Any) -> AlertOutcome:

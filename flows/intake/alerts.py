@@ -242,11 +242,13 @@ def _counted_in_a_storm(session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
-def occurrence(source: str, alert: Alert) -> str:
-    """What makes one alert occurrence: its source, fingerprint, status and start. A sender
+def occurrence(source: str, alert: Alert, event: str = "") -> str:
+    """What makes one alert occurrence: its source, fingerprint, status and start, and the
+    sender's own id of the event where it has one (a CloudEvent's source and id). A sender
     that re-sends it (a retry, a reminder) sends the same occurrence."""
     start = alert.starts_at.isoformat() if alert.starts_at else ""
-    parts = "\0".join(("occurrence", source, alert.key(), alert.status, start))
+    fields = ("occurrence", source, alert.key(), alert.status, start)
+    parts = "\0".join((*fields, event) if event else fields)  # as before events had ids
     return hashlib.sha256(parts.encode()).hexdigest()
 
 

@@ -13,12 +13,15 @@ last run give one warning, at the highest.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
+import httpx
 from prefect import flow
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from breachflow.flows.close.step import close_if_done
@@ -36,9 +39,11 @@ from breachflow.models.regulator_report import RegulatorReport, ReportState, rep
 from breachflow.models.runtime import anchoring, database, settings
 from breachflow.models.settings import Settings
 from breachflow.models.timeline import EventKind, TimelineEvent, record
-from breachflow.models.watchdog import DeadlineWarning
+from breachflow.models.watchdog import DeadlineWarning, StaffCursor
 from breachflow.notifiers.email_message import message_id
 from breachflow.notifiers.factory import notifier_for
+from breachflow.notifiers.oncall import opsgenie, pagerduty, slack, teams, webhook
+from breachflow.notifiers.oncall.delivery import StaffDeliveryError
 from breachflow.rules import Obligation
 
 OVERDUE = "overdue"
@@ -107,6 +112,7 @@ def deadline_watchdog() -> WatchdogRun:
             close_if_done(session, incident, "watchdog")  # e.g. the announcement's period ended
     _checkpoint(keys)
     undelivered = asyncio.run(_escalate(given, config)) if given else []
+    undelivered += asyncio.run(_page_and_chat(given, _resolved(), config))
     return WatchdogRun(given, undelivered, record_provider_reports())
 
 
@@ -119,6 +125,198 @@ def _checkpoint(keys: list[str]) -> None:
     with database().unit_of_work() as session:
         ids = session.scalars(select(Incident.id).where(Incident.key.in_(keys))).all()
     checkpoint_incidents(database(), signing, dict.fromkeys(ids, "schedule"))
+
+
+# --- Paging and chat (notifiers/oncall/) --------------------------------------------------
+
+
+def dedup_key(incident_key: str, deadline: str) -> str:
+    """One PagerDuty alert per deadline: its levels raise it, its being met resolves it."""
+    return f"breachflow/{incident_key}/{deadline}"
+
+
+def _resolved() -> list[str]:
+    """The warned deadlines that have been met since (or whose incident is closed or
+    dismissed), each marked resolved once; their dedup keys, to resolve their pages."""
+    now, keys = utcnow(), []
+    with database().unit_of_work() as session:
+        open_warnings = session.scalars(
+            select(DeadlineWarning).where(DeadlineWarning.resolved_at.is_(None))
+        ).all()
+        for incident_id in sorted({w.incident_id for w in open_warnings}):
+            incident = session.get(Incident, incident_id)
+            assert incident is not None
+            met = _met_names(session, incident)
+            for warning in (w for w in open_warnings if w.incident_id == incident_id):
+                if met is None or warning.deadline in met:
+                    warning.resolved_at = now
+                    keys.append(dedup_key(incident.key, warning.deadline))
+    return sorted(set(keys))
+
+
+def _met_names(session: Session, incident: Incident) -> set[str] | None:
+    """The names of the incident's deadlines that are met; None when nothing of it is
+    watched any more (closed, dismissed): every page of it resolves."""
+    if incident.state in (IncidentState.CLOSED, IncidentState.DISMISSED):
+        return None
+    statuses = deadline_statuses(session, incident)
+    met = {s.name for s in statuses if s.state in (DeadlineState.MET, DeadlineState.MET_LATE)}
+    if incident.has_reached(IncidentState.NOTIFIED):  # the forecast was of this notice
+        met.add(f"individual notice {FORECAST_LATE}")
+    return met
+
+
+#: How far back a channel switched on later is told: a day.
+CHAT_HORIZON = timedelta(days=1)
+#: What the staff channels hear, by timeline event.
+CHAT_KINDS = (
+    EventKind.INCIDENT_DECLARED,
+    EventKind.INCIDENT_SUSPECTED,
+    EventKind.STATE_CHANGED,
+    EventKind.APPROVAL_GIVEN,
+    EventKind.DEADLINE_WARNING,
+)
+
+
+@dataclass(frozen=True)
+class StageLine:
+    """One stage or warning to tell a staff channel: the event, and its line of text."""
+
+    incident_id: int
+    incident: str
+    seq: int
+    kind: str
+    at: datetime
+    data: dict[str, Any]
+    text: str
+
+
+Sender = Callable[[httpx.AsyncClient, StageLine], Coroutine[Any, Any, None]]
+
+
+def _channels(config: Settings) -> dict[str, Sender]:
+    """The staff channels configured, each as how to send it one line."""
+    retry = {"base_seconds": config.retry_base_seconds, "max_seconds": config.retry_max_seconds}
+    found: dict[str, Sender] = {}
+    if config.slack_webhook_url is not None:
+        slack_url = config.slack_webhook_url.get_secret_value()
+        found["slack"] = lambda client, line: slack.say(client, slack_url, line.text, **retry)
+    if config.teams_webhook_url is not None:
+        teams_url = config.teams_webhook_url.get_secret_value()
+        found["teams"] = lambda client, line: teams.say(client, teams_url, line.text, **retry)
+    if config.webhook_url and config.webhook_secret is not None:
+        hook, secret = config.webhook_url, config.webhook_secret.get_secret_value()
+
+        def signed(client: httpx.AsyncClient, line: StageLine) -> Coroutine[Any, Any, None]:
+            data = {"text": line.text, **line.data}
+            cloud = webhook.event(line.incident, line.seq, line.kind, line.at, data)
+            return webhook.send(client, hook, secret, cloud, **retry)
+
+        found["webhook"] = signed
+    return found
+
+
+def _untold(target: str) -> list[StageLine]:
+    """The stages and warnings ``target`` has not been told yet, oldest first."""
+    with database().unit_of_work() as session:
+        rows = session.execute(
+            select(TimelineEvent, Incident.key)
+            .join(Incident, Incident.id == TimelineEvent.incident_id)
+            .outerjoin(
+                StaffCursor,
+                (StaffCursor.incident_id == Incident.id) & (StaffCursor.target == target),
+            )
+            .where(
+                TimelineEvent.kind.in_([str(k) for k in CHAT_KINDS]),
+                TimelineEvent.seq > func.coalesce(StaffCursor.seq, 0),
+                # A channel switched on later hears what is news, not every incident's past.
+                TimelineEvent.recorded_at >= utcnow() - CHAT_HORIZON,
+            )
+            .order_by(TimelineEvent.incident_id, TimelineEvent.seq)
+            .limit(200)
+        ).all()
+        return [
+            StageLine(
+                e.incident_id, key, e.seq, e.kind, e.recorded_at, dict(e.payload or {}),
+                _chat_text(key, e),
+            )
+            for e, key in rows
+        ]  # fmt: skip
+
+
+def _chat_text(key: str, event: TimelineEvent) -> str:
+    """One line for the channel: the incident, what happened, who did it. Never a person's
+    contact details: the timeline holds none."""
+    payload, who = event.payload or {}, event.actor
+    match event.kind:
+        case EventKind.INCIDENT_DECLARED:
+            return f"{key} declared by {who}: {payload.get('title', '')}"
+        case EventKind.INCIDENT_SUSPECTED:
+            return f"{key} suspected (opened by {who}): triage it in Breachflow"
+        case EventKind.APPROVAL_GIVEN:
+            return f"{key}: {payload.get('step', 'a gate')} approved by {who}"
+        case EventKind.DEADLINE_WARNING:
+            level, due = payload.get("level"), payload.get("due_at")
+            return f"{key}: {payload.get('deadline')} is {level} (due {due})"
+        case _:
+            return f"{key} is now {payload.get('to')} (by {who})"
+
+
+async def _page_and_chat(
+    given: list[DeadlineAlert], resolved: list[str], config: Settings
+) -> list[str]:
+    """Page each warning and resolve each met deadline (PagerDuty, Opsgenie), then tell each
+    staff channel its lines (Slack, Teams, the webhook), moving its cursor after each;
+    returns what could not be delivered."""
+    retry = {"base_seconds": config.retry_base_seconds, "max_seconds": config.retry_max_seconds}
+    pages = [
+        pagerduty.Page(
+            dedup_key(w.incident_key, w.deadline),
+            f"{w.incident_key}: {w.deadline} is {w.level} (due {w.due_at:%Y-%m-%d %H:%M} UTC)",
+            w.incident_key,
+            w.deadline,
+            w.level,
+            w.due_at,
+        )
+        for w in given
+    ]
+    sending: list[Coroutine[Any, Any, None]] = []
+    undelivered: list[str] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        if config.pagerduty_routing_key is not None:
+            key, url = config.pagerduty_routing_key.get_secret_value(), config.pagerduty_url
+            sending += [pagerduty.trigger(client, url, key, p, **retry) for p in pages]
+            sending += [pagerduty.resolve(client, url, key, done, **retry) for done in resolved]
+        if config.opsgenie_api_key is not None:
+            key, url = config.opsgenie_api_key.get_secret_value(), config.opsgenie_url
+            sending += [opsgenie.create(client, url, key, p, **retry) for p in pages]
+            sending += [opsgenie.close(client, url, key, done, **retry) for done in resolved]
+        for each in sending:
+            undelivered += await _try(each)
+        for target, send in _channels(config).items():
+            for line in _untold(target):
+                failed = await _try(send(client, line))
+                if failed:
+                    undelivered += failed
+                    break  # in order: the rest waits for the next run
+                _moved(target, line.incident_id, line.seq)
+    return undelivered
+
+
+async def _try(sending: Coroutine[Any, Any, None]) -> list[str]:
+    try:
+        await sending
+    except StaffDeliveryError as exc:
+        return [str(exc)]
+    return []
+
+
+def _moved(target: str, incident_id: int, seq: int) -> None:
+    with database().unit_of_work() as session:
+        cursor = session.get(StaffCursor, (incident_id, target))
+        cursor = cursor or StaffCursor(incident_id=incident_id, target=target, seq=0)
+        cursor.seq = max(cursor.seq or 0, seq)
+        session.add(cursor)
 
 
 def unfiled_report() -> ColumnElement[bool]:

@@ -16,7 +16,7 @@ from breachflow.models.regulator_report import RegulatorReport
 from breachflow.models.runbook import StepDone
 from breachflow.models.subject import Subject
 from breachflow.models.timeline import TimelineEvent
-from breachflow.models.watchdog import DeadlineWarning
+from breachflow.models.watchdog import DeadlineWarning, StaffCursor
 
 __all__ = [
     "AlertGroup",
@@ -37,6 +37,7 @@ __all__ = [
     "RateLimit",
     "RegulatorReport",
     "SeenSignature",
+    "StaffCursor",
     "StepDone",
     "StoredCheckpoint",
     "Subject",

@@ -22,3 +22,17 @@ class DeadlineWarning(Base):
     #: ``50%``, ``75%``, ``90%`` of the window gone, or ``overdue``.
     level: Mapped[str] = mapped_column(String(16))
     warned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: When the deadline was met (or its incident closed) and its page, if any, resolved.
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class StaffCursor(Base):
+    """How far into an incident's timeline a staff channel (``slack``, ``teams``,
+    ``webhook``) has been told: the stages and warnings after ``seq`` are still to post
+    (the watchdog posts them, in order)."""
+
+    __tablename__ = "staff_cursors"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)

@@ -14,6 +14,7 @@ import yaml
 from breachflow import shipped
 from breachflow.cli import assessing, export, reporting, review, runbook, triage
 from breachflow.cli.common import Key, Risk, actor, console, errors, parse_time, print_summary
+from breachflow.cli.exercise import exercise_app
 from breachflow.cli.keys import keys_app
 from breachflow.cli.letters import letters_app
 from breachflow.cli.terminal import SafeTable, readable_help
@@ -35,6 +36,7 @@ audit_app = typer.Typer(help="Check the tamper-evident timeline.", no_args_is_he
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(notice_app, name="notice")
 app.add_typer(audit_app, name="audit")
+app.add_typer(exercise_app, name="exercise")
 app.add_typer(reporting.report_app, name="report")
 app.add_typer(keys_app, name="keys")
 app.add_typer(alerts_app, name="alerts")

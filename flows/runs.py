@@ -111,6 +111,7 @@ def summarize(incident_key: str, since: datetime | None = None) -> ResponseSumma
     config = settings()
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key)
+        config = config.outside_world(incident.exercise, incident.key)
         people = ledger.people(session, incident)
         by_channel = ledger.channel_counts(session, incident)
         reasons = ledger.unreachable_reasons(session, incident)

@@ -77,6 +77,11 @@ class DeadlineAlert:
     deadline: str
     level: str
     due_at: datetime
+    exercise: bool = False  # every message about it says EXERCISE
+
+    @property
+    def mark(self) -> str:
+        return "[EXERCISE] " if self.exercise else ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,10 @@ def deadline_watchdog() -> WatchdogRun:
             for deadline in open_deadlines(session, incident):
                 level = deadline.level(now, config.watchdog_levels)
                 if level and _first_time(session, incident, deadline, level, config):
-                    given.append(DeadlineAlert(key, deadline.name, level, deadline.due_at))
+                    alert = DeadlineAlert(
+                        key, deadline.name, level, deadline.due_at, incident.exercise
+                    )
+                    given.append(alert)
             late = _look_ahead(session, incident, config, now)
             if late:
                 given.append(late)
@@ -220,7 +228,7 @@ def _untold(target: str) -> list[StageLine]:
     """The stages and warnings ``target`` has not been told yet, oldest first."""
     with database().unit_of_work() as session:
         rows = session.execute(
-            select(TimelineEvent, Incident.key)
+            select(TimelineEvent, Incident.key, Incident.exercise)
             .join(Incident, Incident.id == TimelineEvent.incident_id)
             .outerjoin(
                 StaffCursor,
@@ -237,10 +245,11 @@ def _untold(target: str) -> list[StageLine]:
         ).all()
         return [
             StageLine(
-                e.incident_id, key, e.seq, e.kind, e.recorded_at, dict(e.payload or {}),
-                _chat_text(key, e),
+                e.incident_id, key, e.seq, e.kind, e.recorded_at,
+                dict(e.payload or {}) | ({"exercise": True} if exercise else {}),
+                ("[EXERCISE] " if exercise else "") + _chat_text(key, e),
             )
-            for e, key in rows
+            for e, key, exercise in rows
         ]  # fmt: skip
 
 
@@ -272,7 +281,8 @@ async def _page_and_chat(
     pages = [
         pagerduty.Page(
             dedup_key(w.incident_key, w.deadline),
-            f"{w.incident_key}: {w.deadline} is {w.level} (due {w.due_at:%Y-%m-%d %H:%M} UTC)",
+            f"{w.mark}{w.incident_key}: {w.deadline} is {w.level}"
+            f" (due {w.due_at:%Y-%m-%d %H:%M} UTC)",
             w.incident_key,
             w.deadline,
             w.level,
@@ -502,16 +512,18 @@ def _look_ahead(
         session, incident, OpenDeadline(incident.key, name, now, ahead.deadline), "late", config
     ):  # once per incident: a forecast that recovers and slips again is on the timeline
         return None
-    return DeadlineAlert(incident.key, f"{name}: {ahead.text()}", FORECAST_LATE, ahead.deadline)
+    return DeadlineAlert(
+        incident.key, f"{name}: {ahead.text()}", FORECAST_LATE, ahead.deadline, incident.exercise
+    )
 
 
 async def _escalate(warnings: list[DeadlineAlert], config: Settings) -> list[str]:
     """One message per person on call, listing this run's warnings; returns what could not
     be sent (the warnings themselves are on the timeline either way)."""
     lines = [
-        f"{w.incident_key}: {w.deadline}"
+        f"{w.mark}{w.incident_key}: {w.deadline}"
         if w.level == FORECAST_LATE
-        else f"{w.incident_key}: {w.deadline} is "
+        else f"{w.mark}{w.incident_key}: {w.deadline} is "
         f"{'OVERDUE' if w.level == OVERDUE else w.level + ' gone'}"
         f" (due {w.due_at:%Y-%m-%d %H:%M} UTC)"
         for w in warnings
@@ -534,7 +546,8 @@ async def _escalate(warnings: list[DeadlineAlert], config: Settings) -> list[str
                 channel=channel,
                 recipient=recipient,
                 locale="en",
-                subject=f"Deadline warning: {len(warnings)} deadline(s) need attention",
+                subject=("[EXERCISE] " if all(w.exercise for w in warnings) else "")
+                + f"Deadline warning: {len(warnings)} deadline(s) need attention",
                 text=text,
             )
             for number, recipient in enumerate(recipients)

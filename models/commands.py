@@ -50,8 +50,10 @@ def declare(
     encrypted_key_safe: bool = False,
     improper_purpose: bool = False,
     suspected: bool = False,
+    exercise: bool = False,
 ) -> Incident:
-    """A new incident; ``suspected`` (opened by an alert) waits for triage: ``confirm``."""
+    """A new incident; ``suspected`` (opened by an alert) waits for triage: ``confirm``;
+    ``exercise``: a tabletop exercise, marked so from its first event."""
     now = utcnow()
     anchors = {
         "detected-at": detected_at, "aware-at": aware_at, "contained-at": contained_at,
@@ -81,6 +83,7 @@ def declare(
         improper_purpose=improper_purpose,
         declared_by=actor,
         timeline_length=0,
+        exercise=exercise,
     )
     incident = _numbered(session, f"INC-{now.year}-", fields)
     record(
@@ -98,6 +101,7 @@ def declare(
             "risk": risk,
             "encrypted_key_safe": encrypted_key_safe,
             "improper_purpose": improper_purpose,
+            **({"exercise": True} if exercise else {}),
         },
         occurred_at=detected_at,
     )

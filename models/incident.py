@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, Boolean, Integer, String, Text
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from breachflow.models.base import Base, UTCDateTime, utcnow
@@ -88,6 +89,9 @@ class Incident(Base):
     #: Hash and length of the timeline's last event: a deleted tail shows up as a mismatch.
     timeline_head: Mapped[str | None] = mapped_column(String(64), nullable=True)
     timeline_length: Mapped[int] = mapped_column(Integer, default=0)
+    #: A tabletop exercise (``breach exercise``): what it would send people, the public or
+    #: a regulator goes to a sandbox of its own; staff are told, marked EXERCISE.
+    exercise: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
     def transition(self, target: IncidentState) -> IncidentState:
         """Move to ``target`` or raise :class:`IllegalTransition`; returns the old state."""

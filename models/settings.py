@@ -456,6 +456,22 @@ class Settings(BaseSettings):
     def reports(self) -> Path:
         return self.reports_dir or self.home / "reports"
 
+    def outside_world(self, exercise: bool, key: str) -> Settings:
+        """The settings for what an incident sends people, the public and regulators: these,
+        or for an exercise the sandbox, with an outbox and a site of its own under
+        home/exercises/KEY, so nothing of it reaches anyone outside (its report packs are
+        written where every incident's are, and never submitted)."""
+        if not exercise:
+            return self
+        folder = self.home / "exercises" / key
+        return self.model_copy(
+            update={
+                "notifier_mode": NotifierMode.SANDBOX,
+                "outbox_dir": folder / "outbox",
+                "site_dir": folder / "site",
+            }
+        )
+
     @property
     def site(self) -> Path:
         return self.site_dir or self.home / "site"

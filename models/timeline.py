@@ -80,6 +80,11 @@ class EventKind(StrEnum):
     AWAITING_VENDOR = "letters.awaiting_returns"
     #: A mailing vendor's return file was imported: counts of what it moved, no contacts.
     LETTER_RETURNS_IMPORTED = "letters.returns_imported"
+    #: A tabletop exercise (flows/intake/exercise.py): started from a scenario, its clock
+    #: moved on (the anchors moved back), ended with its scored report.
+    EXERCISE_STARTED = "exercise.started"
+    EXERCISE_FAST_FORWARDED = "exercise.fast_forwarded"
+    EXERCISE_ENDED = "exercise.ended"
 
 
 #: What an event's hash covers, besides the hash itself. An exported event carries exactly

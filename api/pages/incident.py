@@ -72,6 +72,7 @@ def _summary(session: Session, incident: Incident) -> dict[str, Any]:
     return {
         "key": incident.key,
         "title": incident.title,
+        "exercise": incident.exercise,
         "description": incident.description,
         "state": str(incident.state),
         "severity": str(incident.severity),

@@ -51,7 +51,12 @@ async def runbook_page(request: Request, key: str) -> Response:
             items = runbooks.checklist(session, incident)
             waiting = runbooks.waiting_for(session, incident, "notify")
             steps = [_step(item, who, now) for item in items]
-            title = {"key": incident.key, "title": incident.title, "state": str(incident.state)}
+            title = {
+                "key": incident.key,
+                "title": incident.title,
+                "state": str(incident.state),
+                "exercise": incident.exercise,
+            }
         phases: dict[str, list[dict[str, Any]]] = {}
         for step in steps:
             phases.setdefault(step["phase"], []).append(step)

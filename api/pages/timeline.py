@@ -63,7 +63,11 @@ async def timeline_page(
                 .offset(start)
             ).all()
             context: dict[str, Any] = {
-                "incident": {"key": incident.key, "title": incident.title},
+                "incident": {
+                    "key": incident.key,
+                    "title": incident.title,
+                    "exercise": incident.exercise,
+                },
                 "chain": {
                     "ok": check.ok,
                     "events": check.events,

@@ -58,6 +58,7 @@ def publish(incident_key: str, actor: str, *, update_reason: str | None = None) 
     config = settings()
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
+        config = config.outside_world(incident.exercise, incident.key)  # never public
         decision = latest_decision(session, incident.id)
         if decision is None or not decision.required:
             raise InvalidInput(

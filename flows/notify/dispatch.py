@@ -83,7 +83,9 @@ def notify_shard(incident_key: str) -> dict[str, int]:
     worker = worker_id()
     policy = retry_policy(config)
     with database().unit_of_work() as session:
-        chain, _ = usable_chain(session, get_incident(session, incident_key), config)
+        incident = get_incident(session, incident_key)
+        config = config.outside_world(incident.exercise, incident.key)
+        chain, _ = usable_chain(session, incident, config)
     names = [str(c) for c in chain]
     sent: Counter[str] = Counter()
     outages: Counter[Channel] = Counter()
@@ -153,6 +155,7 @@ def send_batch(incident_key: str, channel: Channel, worker: str, chain: list[str
             session, incident, channel, worker, config.batch_size, config.lease_seconds
         )
         notice = latest_notice(session, incident)
+        config = config.outside_world(incident.exercise, incident.key)  # an exercise: sandbox
         # Letters above the vendor threshold: each one's wave, for the vendor's hand-over.
         waves = vendor.plan(session, incident, rows, config) if channel is Channel.LETTER else None
     if not rows:
@@ -343,7 +346,9 @@ def _message(
 def usable_chain(
     session: Session, incident: Incident, config: Settings
 ) -> tuple[list[Channel], dict[str, str]]:
-    """The incident's chain without the channels this installation cannot send on."""
+    """The incident's chain without the channels this installation cannot send on (for an
+    exercise, the sandbox's: every channel)."""
+    config = config.outside_world(incident.exercise, incident.key)
     chain, skipped = [], {}
     for channel in chain_for(session, incident):
         reason = unconfigured_reason(channel, config)

@@ -21,6 +21,7 @@ from authlib.integrations.starlette_client.apps import StarletteOAuth2App
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import escape
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -140,14 +141,14 @@ def _session_for(name: str, role: Role | None) -> tuple[str | None, str | None]:
     key_name = f"{SSO_PREFIX}{name}"
     secret = session_secret()  # before the transaction: its first use opens one of its own
     with database().unit_of_work() as session:
-        key = session.query(ApiKey).filter(ApiKey.name == key_name).one_or_none()
+        key = session.scalar(select(ApiKey).where(ApiKey.name == key_name))
         if role is None:
             if key is not None and key.revoked_at is None:
                 key.sessions_ended_at = int(utcnow().timestamp() * 1000)  # and end theirs
             return None, "The provider gives you no Breachflow role: ask for one to be granted."
         if key is None:
             create_key(session, key_name, role, "sso")
-            key = session.query(ApiKey).filter(ApiKey.name == key_name).one()
+            key = session.scalars(select(ApiKey).where(ApiKey.name == key_name)).one()
         elif key.revoked_at is not None:
             return None, f"{key_name} was revoked here: an admin must allow it again."
         key.role = role

@@ -78,10 +78,17 @@ class DeadlineAlert:
     level: str
     due_at: datetime
     exercise: bool = False  # every message about it says EXERCISE
+    #: The deadline's own name where ``deadline`` adds to it (the forecast's text): what a
+    #: page is keyed by, and resolved by, so it stays one alert.
+    named: str = ""
 
     @property
     def mark(self) -> str:
         return "[EXERCISE] " if self.exercise else ""
+
+    @property
+    def key(self) -> str:
+        return dedup_key(self.incident_key, self.named or self.deadline)
 
 
 @dataclass(frozen=True)
@@ -280,7 +287,7 @@ async def _page_and_chat(
     retry = {"base_seconds": config.retry_base_seconds, "max_seconds": config.retry_max_seconds}
     pages = [
         pagerduty.Page(
-            dedup_key(w.incident_key, w.deadline),
+            w.key,
             f"{w.mark}{w.incident_key}: {w.deadline} is {w.level}"
             f" (due {w.due_at:%Y-%m-%d %H:%M} UTC)",
             w.incident_key,
@@ -513,7 +520,12 @@ def _look_ahead(
     ):  # once per incident: a forecast that recovers and slips again is on the timeline
         return None
     return DeadlineAlert(
-        incident.key, f"{name}: {ahead.text()}", FORECAST_LATE, ahead.deadline, incident.exercise
+        incident.key,
+        f"{name}: {ahead.text()}",
+        FORECAST_LATE,
+        ahead.deadline,
+        incident.exercise,
+        named=name,
     )
 
 

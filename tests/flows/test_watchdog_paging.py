@@ -130,3 +130,31 @@ def test_an_outbound_webhook_is_never_sent_unsigned(settings, monkeypatch):
     runtime.reset()
     with pytest.raises(ValueError, match="needs BREACH_WEBHOOK_SECRET"):
         runtime.settings()
+
+
+def test_a_forecast_going_late_pages_on_one_alert_keyed_as_it_resolves(
+    db, settings, staff, tmp_path, monkeypatch
+):
+    """The forecast's warning carries its text ("late by 7 h 20 min"), which changes; the
+    page is keyed by the deadline's own name, the one its resolution looks for."""
+    from sqlalchemy import select
+
+    from breachflow.flows.watchdog import FORECAST_LATE
+    from breachflow.models.watchdog import DeadlineWarning
+    from tests.flows.notify.test_fallback import person, queue, seed
+    from tests.flows.notify.test_forecast import _due_in
+
+    key = seed(
+        db, settings, tmp_path, [person(f"S{n}", phone=f"+4474001234{n:02d}") for n in range(30)]
+    )
+    queue(db, key)
+    _due_in(db, key, hours=1)
+    monkeypatch.setenv("BREACH_SMS_RATE_PER_SECOND", "0.001")  # 3.6 an hour: late
+    runtime.reset()
+    [alert] = [a for a in deadline_watchdog().alerts if a.level == FORECAST_LATE]
+    [page] = [e for e in staff.events if e["payload"]["custom_details"]["level"] == FORECAST_LATE]
+    assert page["payload"]["severity"] == "error" and "late by" in page["payload"]["summary"]
+    with db.unit_of_work() as session:
+        stored = session.scalars(select(DeadlineWarning.deadline)).all()
+    assert page["dedup_key"] == alert.key == dedup_key(key, f"individual notice {FORECAST_LATE}")
+    assert f"individual notice {FORECAST_LATE}" in stored  # what _resolved() matches on

@@ -266,7 +266,12 @@ def content(
         "generated_at": in_zone(utcnow(), zone),
         "timezone": zone.key,
         "locale": locale,
-        "incident": {"key": incident.key, "title": incident.title, "severity": incident.severity},
+        "incident": {
+            "key": incident.key,
+            "title": incident.title,
+            "severity": incident.severity,
+            **({"exercise": True} if incident.exercise else {}),  # said on every page
+        },
         "required_fields": list(obligation.content_fields),
         "fields": fields,
     }

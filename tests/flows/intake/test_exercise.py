@@ -49,6 +49,10 @@ def test_an_exercise_runs_for_real_but_reaches_no_one_outside(db, settings, live
         sandboxed["email"] >= 20 and sum(sandboxed.values()) >= 40
     )  # 50 people, a few unreachable
     assert live_smtp.received == []  # nobody reached through the real mail server
+    packs = list(runtime.settings().reports.rglob(f"*{key}*.html"))
+    assert packs, "the urgent regulator reports are written"
+    for pack in packs:  # written, marked, never submitted
+        assert "EXERCISE — a tabletop exercise, not a real report" in pack.read_text()
 
     moved = runner.invoke(app, ["exercise", "advance", key, "--hours", "80"])
     assert moved.exit_code == 0, moved.output

@@ -74,13 +74,10 @@ class DatabaseCollector(Collector):
             received, groups = session.execute(
                 select(func.coalesce(func.sum(AlertGroup.received), 0), func.count())
             ).one()
-            deadlines = [
-                status
-                for key in watched_incidents(session)
-                for status in deadline_statuses(
-                    session, session.scalars(select(Incident).where(Incident.key == key)).one()
-                )
-            ]
+            watched = session.scalars(
+                select(Incident).where(Incident.key.in_(watched_incidents(session)))
+            ).all()
+            deadlines = [s for incident in watched for s in deadline_statuses(session, incident)]
         return [
             *_ledger(ledger),
             *_deadlines(deadlines),

@@ -361,29 +361,21 @@ def _stream_events(member: IO[bytes]) -> Iterator[DetachedEvent]:
         raise _Unusable("it has no timeline.events list")
 
 
-class _open_member:
-    """A zip member opened for reading, refused first if it cannot be read safely: flagged
-    encrypted, compressed with a method :mod:`zipfile` cannot undo, or declaring more than
-    ``limit`` bytes. :mod:`zipfile` never returns more than the declared size (and fails
-    the CRC if the data would go on), so a zip bomb stops at the limit."""
-
-    def __init__(self, archive: zipfile.ZipFile, name: str, limit: int | None = None) -> None:
-        info = archive.getinfo(name)
-        if info.flag_bits & 0x1:
-            raise _Unusable(f"{name} is encrypted: a bundle is never encrypted member by member")
-        if info.compress_type not in READABLE_METHODS:
-            raise _Unusable(
-                f"{name} uses compression method {info.compress_type}, which cannot be read"
-            )
-        if limit is not None and info.file_size > limit:
-            raise _Unusable(f"{name} is larger than {limit >> 20} MiB ({info.file_size:,} bytes)")
-        self._member = archive.open(info)
-
-    def __enter__(self) -> IO[bytes]:
-        return self._member
-
-    def __exit__(self, *exc: object) -> None:
-        self._member.close()
+def _open_member(archive: zipfile.ZipFile, name: str, limit: int | None = None) -> IO[bytes]:
+    """A zip member opened for reading (use it in ``with``), refused first if it cannot be
+    read safely: flagged encrypted, compressed with a method :mod:`zipfile` cannot undo, or
+    declaring more than ``limit`` bytes. :mod:`zipfile` never returns more than the declared
+    size (and fails the CRC if the data would go on), so a zip bomb stops at the limit."""
+    info = archive.getinfo(name)
+    if info.flag_bits & 0x1:
+        raise _Unusable(f"{name} is encrypted: a bundle is never encrypted member by member")
+    if info.compress_type not in READABLE_METHODS:
+        raise _Unusable(
+            f"{name} uses compression method {info.compress_type}, which cannot be read"
+        )
+    if limit is not None and info.file_size > limit:
+        raise _Unusable(f"{name} is larger than {limit >> 20} MiB ({info.file_size:,} bytes)")
+    return archive.open(info)
 
 
 def _member_sha256(archive: zipfile.ZipFile, name: str, limit: int | None) -> str:

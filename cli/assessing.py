@@ -27,6 +27,13 @@ def update(
     assessed_at: Annotated[str | None, typer.Option()] = None,
     contained_at: Annotated[str | None, typer.Option()] = None,
     handling_ended_at: Annotated[str | None, typer.Option()] = None,
+    classified_major_at: Annotated[
+        str | None, typer.Option(help="When the incident was classified as major (DORA).")
+    ] = None,
+    corrective_measure_at: Annotated[
+        str | None,
+        typer.Option(help="When a corrective or mitigating measure was available (CRA)."),
+    ] = None,
     encrypted_key_safe: Annotated[bool | None, typer.Option()] = None,
     improper_purpose: Annotated[bool | None, typer.Option()] = None,
     material: Annotated[bool | None, typer.Option(help="SEC materiality determination.")] = None,
@@ -115,11 +122,13 @@ def _print_obligations(key: str, assessment, window, show_all: bool) -> None:
 
     now = utcnow()
     table = SafeTable(
-        "regime", "audience", "phase", "deadline (UTC)", "local", "left", "why", "content",
+        "regime", "sure", "audience", "phase", "deadline (UTC)", "local", "left", "why",
+        "content",
         title=f"{key} obligations (assessment {assessment.number}, {fmt(assessment.assessed_at)})",
         title_justify="left",
     )  # fmt: skip
     skipped = []
+    doubts = set()
     for o in assessment.obligations:
         if not o["applies"]:
             skipped.append(o)
@@ -133,11 +142,22 @@ def _print_obligations(key: str, assessment, window, show_all: bool) -> None:
             deadline = fmt(due)
         else:
             deadline, local, left = o["deadline_rule"], "", ""
+        sure = o.get("confidence") or ""
+        if sure in ("~", "U"):
+            doubts.add(o["regime"])
+        audience = o["audience"] + (f" {o['place']}" if o.get("place") else "")
+        phase = o["phase"] + (f": {o['title']}" if o.get("title") else "")
         table.add_row(
-            o["regime"], o["audience"], o["phase"], deadline, local, left, o["reason"],
+            o["regime"], sure, audience, phase, deadline, local, left, o["reason"],
             " ".join(o["content_fields"]),
         )  # fmt: skip
     console.print(table)
+    if doubts:
+        console.print(
+            "Sure: ✓ checked in the official text, ~ from a secondary source, U unverified"
+            " (a default the operator may override). Counsel to review: "
+            + ", ".join(sorted(doubts))
+        )
     window_text = fmt(window) if window else "no fixed deadline: set one in the policy"
     console.print(f"Notification window for individuals: {window_text}")
     if show_all:

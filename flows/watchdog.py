@@ -379,8 +379,7 @@ class DeadlineStatus:
 
     @property
     def name(self) -> str:
-        o = self.obligation
-        return f"{o.regime} {o.audience} {o.phase}"
+        return self.obligation.name
 
     @property
     def open(self) -> bool:

@@ -189,8 +189,8 @@ def _triage(
 #: What ``breach update`` may change; each change is recorded with its old and new value.
 UPDATABLE = (
     "detected_at", "aware_at", "discovered_at", "determined_at", "assessed_at",
-    "contained_at", "handling_ended_at", "risk", "encrypted_key_safe", "improper_purpose",
-    "material", "channel_chain",
+    "contained_at", "handling_ended_at", "classified_major_at", "corrective_measure_at",
+    "risk", "encrypted_key_safe", "improper_purpose", "material", "channel_chain",
 )  # fmt: skip
 
 

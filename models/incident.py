@@ -69,6 +69,10 @@ class Incident(Base):
     determined_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     handling_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: DORA's clock: when the incident was classified as major (Art 19, RTS 2025/301).
+    classified_major_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The CRA's clock for a vulnerability's final report: a corrective measure available.
+    corrective_measure_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # What the rules test besides the people: None = not assessed yet.
     risk: Mapped[str | None] = mapped_column(String(8), nullable=True)
     encrypted_key_safe: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -117,4 +121,6 @@ class Incident(Base):
             "assessed": self.assessed_at,
             "contained": self.contained_at,
             "handling_ended": self.handling_ended_at,
+            "classified_major": self.classified_major_at,
+            "corrective_measure": self.corrective_measure_at,
         }

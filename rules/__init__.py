@@ -16,8 +16,17 @@ Deadline conventions:
   fixed instant: the deadline is null and ``deadline_rule`` says so; for notices to
   individuals the policy deadline is the working limit.
 - An obligation whose anchor (detected, aware, determined, assessed, discovered,
-  contained, handling_ended) is not known yet has a null deadline, and ``deadline_rule``
-  names the missing anchor.
+  contained, handling_ended, classified_major, corrective_measure) is not known yet has a
+  null deadline, and ``deadline_rule`` names the missing anchor.
+- An obligation with several clocks (``no_later_than``: DORA's 4 hours after
+  classification and 24 hours after awareness) is due at the earliest fixed instant among
+  them; a clock whose anchor is unknown does not count until it is known.
+- A regime with ``versions`` (an amended law) applies the version in force on the local
+  date of the earliest known anchor; a ``proposed`` version is listed, never applied.
+- An obligation with ``per_place`` (GDPR without an EU establishment) becomes one
+  obligation per place with residents, each to that place's authority and in its zone.
+- Every obligation carries ``confidence``: the weakest mark among the regime's, its
+  scope's and its own citations, so that a U anywhere in the chain shows on the answer.
 - "In force" is judged on the local date (regulator's time zone) of the obligation's
   anchor, or of the earliest known anchor when that one is missing.
 - Risk not yet assessed counts as meeting any risk test: a duty is assumed until an

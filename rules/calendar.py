@@ -5,6 +5,9 @@ Conventions (they are part of the product's contract, and the README repeats the
 - **Hours and calendar days**: the deadline is the anchor instant plus that duration, as
   elapsed time (72 hours = 259,200 s; 30 calendar days = 30 × 24 h). It does not move to
   the end of the day, and a daylight-saving change in between does not shift it.
+- **Calendar months** ("one month after the notification"): the same local clock time, in
+  the regulator's time zone, on the same day of the month N months later; when that month
+  has no such day (31 January + 1 month), its last day. Never later than the law's month.
 - **Business days**: the deadline is 23:59:59 local time, in the regulator's time zone,
   on the Nth business day after the anchor's local date. Business days skip weekends and
   the jurisdiction's public holidays (``holidays`` package, country and optional
@@ -19,6 +22,7 @@ Conventions (they are part of the product's contract, and the README repeats the
 
 from __future__ import annotations
 
+import calendar as months
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -56,10 +60,21 @@ def deadline_after(
         return (anchor + timedelta(hours=amount)).astimezone(UTC)
     if unit == "calendar_days":
         return (anchor + timedelta(days=amount)).astimezone(UTC)
+    if unit == "calendar_months":
+        return add_months(anchor.astimezone(zone), amount).astimezone(UTC)
     if calendar is None:
         raise ValueError("business days need a holiday calendar")
     last = add_business_days(anchor.astimezone(zone).date(), amount, calendar)
     return datetime.combine(last, END_OF_DAY, tzinfo=zone).astimezone(UTC)
+
+
+def add_months(local: datetime, amount: int) -> datetime:
+    """``local`` moved ``amount`` months on, same day and wall-clock time, clipped to the
+    month's last day (31 Jan + 1 month = 28 or 29 Feb)."""
+    index = local.month - 1 + amount
+    year, month = local.year + index // 12, index % 12 + 1
+    day = min(local.day, months.monthrange(year, month)[1])
+    return local.replace(year=year, month=month, day=day)
 
 
 def year_end(anchor: datetime, zone: ZoneInfo) -> datetime:
@@ -70,7 +85,12 @@ def year_end(anchor: datetime, zone: ZoneInfo) -> datetime:
 
 def describe(amount: int, unit: Unit) -> str:
     """``"72 hours"``, ``"30 calendar days"``, ``"1 business day"``."""
-    noun = {"hours": "hour", "calendar_days": "calendar day", "business_days": "business day"}
+    noun = {
+        "hours": "hour",
+        "calendar_days": "calendar day",
+        "calendar_months": "calendar month",
+        "business_days": "business day",
+    }
     return f"{amount} {noun[unit]}{'s' if amount != 1 else ''}"
 
 

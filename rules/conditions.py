@@ -142,9 +142,30 @@ def check(condition: Condition, ctx: Context) -> Verdict:
             )
     if condition.count is not None:
         verdicts.append(count(condition.count, ctx))
+    if condition.established_in is not None:
+        verdicts.append(_established(condition.established_in, ctx, wanted=True))
+    if condition.not_established_in is not None:
+        verdicts.append(_established(condition.not_established_in, ctx, wanted=False))
     if condition.any_of is not None:
         verdicts.append(_any(condition.any_of, ctx))
     return _all(verdicts)
+
+
+def _established(places: list[str], ctx: Context, *, wanted: bool) -> Verdict:
+    """Whether the organisation's home jurisdictions include one of ``places``.
+
+    A profile that names no home jurisdiction counts as established there, as rule files
+    assumed before the test existed (GDPR's lead authority); the reason says it is assumed.
+    The two tests are exact complements, so a pair of obligations never both or neither apply.
+    """
+    homes = ctx.expand(places)
+    where = ", ".join(places)
+    if not ctx.org.home_jurisdictions:
+        return Verdict(wanted, f"establishment not stated in the profile: assumed in {where}")
+    found = [h for h in ctx.org.home_jurisdictions if h in homes or h[:2] in homes]
+    if found:
+        return Verdict(wanted, f"established in {', '.join(found)}")
+    return Verdict(not wanted, f"no establishment in {where}")
 
 
 def _all(verdicts: list[Verdict]) -> Verdict:

@@ -18,16 +18,19 @@ from zoneinfo import ZoneInfo
 
 from breachflow.rules.calendar import calendar_note, deadline_after, describe, year_end
 from breachflow.rules.conditions import Context, Verdict, check, in_scope, substitute_text
-from breachflow.rules.facts import IncidentFacts, Obligation, OrganisationProfile
+from breachflow.rules.facts import Contact, IncidentFacts, Obligation, OrganisationProfile
 from breachflow.rules.schema import (
+    Authority,
     Deadline,
     Exemption,
     ObligationRef,
     ObligationSpec,
     PolicyProfile,
     Regime,
+    RegimeVersion,
     SubstituteCondition,
     SubstituteNotice,
+    weakest,
 )
 
 EXEMPTION_TEXT = {
@@ -141,23 +144,85 @@ def _evaluate_regime(
     zone_name = regime.timezone
     if regime.timezone_from_profile:
         zone_name = getattr(org, regime.timezone_from_profile)
+    zone = ZoneInfo(zone_name)
+    earliest = facts.earliest_anchor()
+    specs, version = regime.obligations_on(earliest.astimezone(zone).date() if earliest else None)
     ctx = Context(facts=facts, org=org, regime=regime)
     scope = in_scope(regime.applicability, ctx)
-    done: dict[int, Obligation] = {}
+    done: dict[int, list[Obligation]] = {}
     # Obligations timed from another obligation's deadline come after it.
-    order = sorted(
-        range(len(regime.obligations)),
-        key=lambda i: regime.obligations[i].deadline.after is not None,
-    )
+    order = sorted(range(len(specs)), key=lambda i: specs[i].deadline.after is not None)
     for index in order:
-        spec = regime.obligations[index]
-        done[index] = _evaluate_one(
-            regime, spec, ctx, ZoneInfo(zone_name), scope, list(done.values()), working_limit
-        )
-    result = [done[i] for i in range(len(regime.obligations))]
+        spec = specs[index]
+        finished = [o for found in done.values() for o in found]
+        one = _evaluate_one(regime, spec, ctx, zone, scope, finished, working_limit)
+        done[index] = _per_place(regime, spec, ctx, one, finished)
+    result = [o for i in range(len(specs)) for o in done[i]]
+    if version is not None:
+        result = [_versioned(o, version) for o in result]
     if regime.promise is not None and not regime.promise.regulator_reporting:
         result.append(_not_promised(regime, zone_name))
     return result
+
+
+def _versioned(obligation: Obligation, version: RegimeVersion) -> Obligation:
+    """Say which version of an amended law decided (the base text needs no mention)."""
+    note = f"version in force from {version.in_force_from}"
+    return obligation.model_copy(update={"reason": f"{obligation.reason}; {note}"})
+
+
+def _per_place(
+    regime: Regime,
+    spec: ObligationSpec,
+    ctx: Context,
+    whole: Obligation,
+    done: list[Obligation],
+) -> list[Obligation]:
+    """One obligation per place with residents, each to its own authority, if ``spec`` says.
+
+    The obligation is first decided as a whole (scope, condition, exemptions); only an
+    applicable one is split, so that a set-aside duty is recorded once with its reason.
+    """
+    if spec.per_place is None or not whole.applies:
+        return [whole]
+    places = [p for p in ctx.expand(spec.per_place) if ctx.facts.residents_of(p) > 0]
+    if not places:
+        where = ", ".join(spec.per_place)
+        return [
+            whole.model_copy(
+                update={
+                    "applies": False,
+                    "deadline": None,
+                    "starts_at": None,
+                    "reason": f"no residents of {where}",
+                }
+            )
+        ]
+    split = []
+    for place in places:
+        authority = regime.authority(place=place)
+        zone = ZoneInfo(authority.timezone if authority and authority.timezone else whole.timezone)
+        _, chosen = _decide(regime, spec, ctx, zone, Verdict(True, ""))
+        due = _clocks(regime, spec, chosen, ctx.facts, zone, done)
+        residents = ctx.facts.residents_of(place)
+        people = "resident" if residents == 1 else "residents"
+        name = authority.name if authority else f"the supervisory authority of {place}"
+        update = {
+            "place": place,
+            "recipient": name,
+            "contact": _contact(authority) if authority else None,
+            "timezone": zone.key,
+            "deadline": due.at,
+            "starts_at": due.start if due.at else None,
+            "deadline_rule": due.rule,
+            "reason": f"{whole.reason}; {residents:,} {people} of {place}; notify {name}",
+        }
+        if authority:
+            update["confidence"] = weakest(
+                regime.citation, regime.applicability.citation, spec.citation, authority.citation
+            )
+        split.append(whole.model_copy(update=update))
+    return split
 
 
 def _evaluate_one(
@@ -171,21 +236,24 @@ def _evaluate_one(
 ) -> Obligation:
     facts = ctx.facts
     verdict, chosen = _decide(regime, spec, ctx, zone, scope)
-    due = _deadline(regime, chosen, facts, zone, done)
+    due = _clocks(regime, spec, chosen, facts, zone, done)
     rule = due.rule
     if verdict.ok and due.open_term and spec.audience == "individuals" and working_limit:
         rule += f"; working limit: policy deadline {working_limit:%Y-%m-%dT%H:%M:%SZ}"
     reason = verdict.reason
     if verdict.ok and regime.applicability.voluntary:
         reason = f"voluntary: {reason}"
-    if verdict.ok and spec.recipient:
+    recipient = regime.recipient_of(spec)
+    if verdict.ok and spec.recipient and spec.per_place is None:
         reason += f"; notify {spec.recipient}"
     notice = spec.substitute_notice
+    authority = regime.authority(name=recipient) if spec.audience == "regulator" else None
     return Obligation(
         regime=regime.id,
         audience=spec.audience,
         phase=spec.phase,
-        recipient=regime.recipient_of(spec),
+        title=spec.title,
+        recipient=recipient,
         deadline=due.at if verdict.ok else None,
         starts_at=due.start if verdict.ok and due.at else None,
         deadline_rule=rule,
@@ -196,7 +264,53 @@ def _evaluate_one(
         timezone=zone.key,
         substitute_notice=substitute_text(notice, ctx) if notice else None,
         min_public_notice_days=notice.min_public_notice_days if notice else None,
+        contact=_contact(authority) if authority else None,
+        confidence=weakest(regime.citation, regime.applicability.citation, spec.citation),
     )
+
+
+def _contact(authority: Authority) -> Contact:
+    return Contact(
+        name=authority.name, url=authority.url, email=authority.email, phone=authority.phone
+    )
+
+
+def _clocks(
+    regime: Regime,
+    spec: ObligationSpec,
+    chosen: Deadline,
+    facts: IncidentFacts,
+    zone: ZoneInfo,
+    done: list[Obligation],
+) -> _Due:
+    """The deadline of ``spec`` from its governing clock and its ``no_later_than`` bounds."""
+    main = _deadline(regime, chosen, facts, zone, done)
+    bounds = [_deadline(regime, d, facts, zone, done) for d in spec.no_later_than]
+    if spec.late_anchor_restarts and main.start is not None:
+        late = [b for b in bounds if b.at is not None and b.at < main.start]
+        if late:
+            passed = "; ".join(b.rule for b in late)
+            rule = f"{main.rule} (its anchor came after the bound of {passed} had passed)"
+            bounds = [b for b in bounds if b not in late]
+            main = _Due(main.at, rule, main.open_term, main.start)
+    return _earliest([main, *bounds])
+
+
+def _earliest(clocks: list[_Due]) -> _Due:
+    """Several clocks on one notice: the earliest fixed instant is the deadline.
+
+    With one clock, that clock. Otherwise the rule names every clock and which one governs,
+    so that the reader sees why a 4-hour clock still ends at the 24-hour bound.
+    """
+    if len(clocks) == 1:
+        return clocks[0]
+    fixed = [c for c in clocks if c.at is not None]
+    rule = "; no later than ".join(c.rule for c in clocks)
+    if not fixed:
+        return _Due(None, rule, open_term=all(c.open_term for c in clocks))
+    first = min(fixed, key=lambda c: c.at or datetime.max)
+    which = f"the earliest applies: {first.rule}"
+    return _Due(first.at, f"{rule} — {which}", start=first.start)
 
 
 def _decide(

@@ -18,6 +18,7 @@ from breachflow.rules.schema import check_timezone
 from breachflow.rules.vocab import (
     Anchor,
     Audience,
+    Confidence,
     Phase,
     Risk,
     check_known,
@@ -125,6 +126,15 @@ class IncidentFacts(BaseModel):
         return min(known) if known else None
 
 
+class Contact(BaseModel):
+    """Where a regulator report goes: the authority's name, portal and address."""
+
+    name: str
+    url: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
 class Obligation(BaseModel):
     """One notice duty for this incident, applicable or not, with its reason.
 
@@ -149,3 +159,17 @@ class Obligation(BaseModel):
     timezone: str
     substitute_notice: str | None = None
     min_public_notice_days: int | None = Field(default=None, gt=0)
+    #: The law's own name for the notice ("early warning"), when it has one.
+    title: str | None = None
+    #: The country or subdivision this notice is for (one report per member state).
+    place: str | None = None
+    contact: Contact | None = None
+    #: How sure the rules are of this answer: the weakest of the regime's, its scope's and
+    #: the obligation's citations (None in assessments stored before it was recorded).
+    confidence: Confidence | None = None
+
+    @property
+    def name(self) -> str:
+        """A name unique within one assessment: ``eu-gdpr regulator initial DE``."""
+        parts = [self.regime, self.audience, self.phase]
+        return " ".join(parts + ([self.place] if self.place else []))

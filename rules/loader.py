@@ -12,7 +12,9 @@ from breachflow.rules.schema import Regime
 from breachflow.rules.vocab import GROUPS_FILE, RULES_DIR, TIMEZONES_FILE, groups
 
 DATA_FILES = frozenset({GROUPS_FILE.name, TIMEZONES_FILE.name})
-PLACE_KEYS = frozenset({"residence", "home", "of"})
+PLACE_KEYS = frozenset(
+    {"residence", "home", "of", "per_place", "established_in", "not_established_in"}
+)
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -18,6 +18,7 @@ import holidays
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from breachflow.rules.vocab import (
+    CONFIDENCE_ORDER,
     PLACE_CODE,
     Anchor,
     Audience,
@@ -61,6 +62,12 @@ class Citation(StrictModel):
         return f"{self.text} [{self.confidence}]{suffix}"
 
 
+def weakest(*citations: Citation | None) -> Confidence:
+    """The confidence of a conclusion drawn from several facts: that of the least sure."""
+    marks = [c.confidence for c in citations if c is not None]
+    return min(marks, key=CONFIDENCE_ORDER.index, default="✓")
+
+
 class CountTest(StrictModel):
     """A head-count threshold.
 
@@ -85,6 +92,11 @@ class Condition(StrictModel):
     material: bool | None = None
     sectors: list[str] | None = None
     count: CountTest | None = None
+    #: The organisation is (or is not) established in one of these places (ISO codes or
+    #: groups), from its profile's home jurisdictions: GDPR's one-stop shop needs an EU
+    #: establishment.
+    established_in: list[str] | None = None
+    not_established_in: list[str] | None = None
     any_of: list[Condition] | None = None
 
     @field_validator("data_categories")
@@ -149,6 +161,27 @@ class Deadline(StrictModel):
         if self.align is not None and not fixed:
             raise ValueError("align needs a fixed amount + unit")
         return self
+
+
+class Authority(StrictModel):
+    """A regulator's contact data, so that a report knows where it goes.
+
+    ``place`` ties the authority to a country or subdivision for obligations with
+    ``per_place`` (one report per member state with residents); ``timezone`` is its clock.
+    """
+
+    name: str = Field(min_length=2)
+    place: str | None = Field(default=None, pattern=PLACE_CODE.pattern)
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str | None = None
+    timezone: str | None = None
+    citation: Citation
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return check_timezone(value) if value is not None else None
 
 
 class DeadlineVariant(StrictModel):
@@ -262,10 +295,22 @@ class ObligationSpec(StrictModel):
 
     audience: Audience
     phase: Phase = "initial"
+    #: The law's own name for this notice ("early warning", "intermediate report").
+    title: str | None = None
     recipient: str | None = None
     when: Condition | None = None
     deadline: Deadline
+    #: Further clocks on the same notice; the earliest fixed instant of all is the deadline
+    #: (DORA: 4 hours after classification and no later than 24 hours after awareness).
+    no_later_than: list[Deadline] = []
+    #: When the main clock's anchor becomes known only after a ``no_later_than`` clock has
+    #: ended, that bound no longer counts and the main clock alone applies (DORA RTS
+    #: 2025/301 Art 5(2): classified as major after 24 hours, 4 hours from classification).
+    late_anchor_restarts: bool = False
     variants: list[DeadlineVariant] = []
+    #: One notice per place among these (ISO codes or groups) with affected residents, each to
+    #: the authority of that place in ``Regime.authorities`` (GDPR without an EU establishment).
+    per_place: list[str] | None = None
     in_force_from: date | None = None
     in_force_until: date | None = None
     content_fields: list[ContentCode]
@@ -319,6 +364,27 @@ class InLanguage(StrictModel):
     phases: dict[Phase, PhaseWords] = Field(min_length=1)
 
 
+class RegimeVersion(StrictModel):
+    """The regime's obligations from a date on (amended law), or as proposed.
+
+    The version in force on the local date of the incident's earliest anchor applies; a
+    ``proposed`` version is shown in the catalogue and never applied until it is enacted
+    and given a date in force.
+    """
+
+    in_force_from: date | None = None
+    status: Literal["in_force", "proposed"] = "in_force"
+    note: str | None = None
+    obligations: list[ObligationSpec] = Field(min_length=1)
+    citation: Citation
+
+    @model_validator(mode="after")
+    def _dated(self) -> RegimeVersion:
+        if self.status == "in_force" and self.in_force_from is None:
+            raise ValueError("a version in force needs in_force_from")
+        return self
+
+
 class Regime(StrictModel):
     """A legal regime (or the operator's policy): one file in ``rules/``."""
 
@@ -337,6 +403,8 @@ class Regime(StrictModel):
     promise: PolicyProfile | None = None
     groups: dict[str, list[str]] = {}
     in_language: InLanguage | None = None
+    authorities: list[Authority] = []
+    versions: list[RegimeVersion] = []
 
     @field_validator("timezone")
     @classmethod
@@ -350,14 +418,60 @@ class Regime(StrictModel):
             raise ValueError("a regime needs obligations (or a promise, for the policy)")
         if self.promise is not None and self.obligations:
             raise ValueError("the policy regime derives its obligations from promise")
-        for index, spec in enumerate(self.obligations):
-            for deadline in [spec.deadline, *(v.deadline for v in spec.variants)]:
-                if deadline.unit == "business_days" and self.holidays is None:
-                    raise ValueError(f"obligations.{index}: business days need holidays")
-                if deadline.after is not None and not self.find(deadline.after):
-                    raise ValueError(f"obligations.{index}: after {deadline.after} not found")
+        self._check_obligations("obligations", self.obligations)
+        for number, version in enumerate(self.versions):
+            self._check_obligations(f"versions.{number}.obligations", version.obligations)
+        dates = [v.in_force_from for v in self.versions if v.in_force_from is not None]
+        if dates != sorted(dates):
+            raise ValueError("versions: list them in order of in_force_from")
+        names = [a.name for a in self.authorities]
+        if len(set(names)) != len(names):
+            raise ValueError("authorities: a name is listed twice")
         self._check_in_language()
         return self
+
+    @property
+    def confidence(self) -> Confidence:
+        """The regime's own certainty: its citation and its scope's, the weaker."""
+        return weakest(self.citation, self.applicability.citation)
+
+    def facts_confidence(self) -> Confidence:
+        """The weakest mark of any fact in the file: what counsel should review first."""
+        specs = [*self.obligations, *(s for v in self.versions for s in v.obligations)]
+        citations: list[Citation | None] = [self.citation, self.applicability.citation]
+        citations += [s.citation for s in specs]
+        citations += [e.citation for e in self.exemptions]
+        return weakest(*citations)
+
+    def obligations_on(self, day: date | None) -> tuple[list[ObligationSpec], RegimeVersion | None]:
+        """The obligations in force on ``day`` and the version they come from (None: base)."""
+        chosen = None
+        for version in self.versions:
+            start = version.in_force_from
+            if version.status == "in_force" and day and start and start <= day:
+                chosen = version
+        return (chosen.obligations if chosen else self.obligations), chosen
+
+    def authority(self, name: str | None = None, place: str | None = None) -> Authority | None:
+        """The authority with this name, or the one of this place."""
+        for authority in self.authorities:
+            if (name is not None and authority.name == name) or (
+                place is not None and authority.place == place
+            ):
+                return authority
+        return None
+
+    def _check_obligations(self, where: str, specs: list[ObligationSpec]) -> None:
+        for index, spec in enumerate(specs):
+            deadlines = [spec.deadline, *spec.no_later_than, *(v.deadline for v in spec.variants)]
+            for deadline in deadlines:
+                if deadline.unit == "business_days" and self.holidays is None:
+                    raise ValueError(f"{where}.{index}: business days need holidays")
+                if deadline.after is not None and not _find(specs, deadline.after):
+                    raise ValueError(f"{where}.{index}: after {deadline.after} not found")
+            for extra in spec.no_later_than:
+                if extra.term is not None:
+                    raise ValueError(f"{where}.{index}: no_later_than needs fixed clocks")
 
     def recipient_of(self, spec: ObligationSpec) -> str:
         return spec.recipient or ", ".join(self.regulators)
@@ -378,20 +492,26 @@ class Regime(StrictModel):
 
     def _check_places(self) -> None:
         places = [*self.applicability.residence, *self.applicability.home]
-        for spec in self.obligations:
+        for spec in [*self.obligations, *(s for v in self.versions for s in v.obligations)]:
             conditions = [spec.when, *(v.when for v in spec.variants)]
             places += [p for c in conditions if c is not None for p in _count_places(c)]
+            places += spec.per_place or []
         for place in places:
             if place not in self.groups and not PLACE_CODE.match(place):
                 raise ValueError(f"{place!r} is neither an ISO 3166 code nor a known group")
 
     def find(self, ref: ObligationRef) -> list[ObligationSpec]:
         """The obligations of this regime with the audience and phase of ``ref``."""
-        return [o for o in self.obligations if (o.audience, o.phase) == (ref.audience, ref.phase)]
+        return _find(self.obligations, ref)
+
+
+def _find(specs: list[ObligationSpec], ref: ObligationRef) -> list[ObligationSpec]:
+    return [o for o in specs if (o.audience, o.phase) == (ref.audience, ref.phase)]
 
 
 def _count_places(condition: Condition) -> list[str]:
     places = list(condition.count.of) if condition.count else []
+    places += (condition.established_in or []) + (condition.not_established_in or [])
     for child in condition.any_of or []:
         places += _count_places(child)
     return places

@@ -20,16 +20,28 @@ GROUPS_FILE = RULES_DIR / "groups.yaml"
 #: Where people live -> the time zone their clocks show (``places.timezone_of``).
 TIMEZONES_FILE = RULES_DIR / "timezones.yaml"
 
-#: Clock starts. ``handling_ended`` (CAC summary report) and ``contained`` (DESIGN.md) are
-#: optional; an obligation anchored on an unknown one has no deadline yet.
+#: Clock starts. ``handling_ended`` (CAC summary report), ``contained`` (DESIGN.md),
+#: ``classified_major`` (DORA: the incident classified as major) and ``corrective_measure``
+#: (CRA: a corrective or mitigating measure available) are optional; an obligation anchored
+#: on an unknown one has no deadline yet.
 Anchor = Literal[
-    "detected", "aware", "determined", "assessed", "discovered", "contained", "handling_ended"
+    "detected",
+    "aware",
+    "determined",
+    "assessed",
+    "discovered",
+    "contained",
+    "handling_ended",
+    "classified_major",
+    "corrective_measure",
 ]
 Audience = Literal["individuals", "regulator", "media", "consumer_reporting_agencies", "controller"]
 Phase = Literal["initial", "supplementary", "final"]
-Unit = Literal["hours", "calendar_days", "business_days"]
+Unit = Literal["hours", "calendar_days", "calendar_months", "business_days"]
 Risk = Literal["low", "medium", "high"]
 Confidence = Literal["✓", "~", "U"]
+#: From least to most certain: the confidence of a chain of facts is its weakest link.
+CONFIDENCE_ORDER: tuple[Confidence, ...] = ("U", "~", "✓")
 ContentCode = Literal[
     "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12", "F13", "F14"
 ]

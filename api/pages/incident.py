@@ -39,6 +39,8 @@ ANCHORS = [
     ("assessed", "assessed_at"),
     ("contained", "contained_at"),
     ("handling ended", "handling_ended_at"),
+    ("classified as major", "classified_major_at"),
+    ("corrective measure available", "corrective_measure_at"),
     ("closed", "closed_at"),
 ]
 
@@ -87,6 +89,13 @@ def _summary(session: Session, incident: Incident) -> dict[str, Any]:
     }
 
 
+#: What a reviewer should know about a rule that is not checked in the official text.
+CONFIDENCE_TEXT = {
+    "~": "from a secondary source: counsel to review",
+    "U": "unverified default the operator may override: counsel to review",
+}
+
+
 def _obligation(status: DeadlineStatus, now: datetime) -> dict[str, Any]:
     o = status.obligation
     late = status.state is DeadlineState.MET_LATE
@@ -94,6 +103,9 @@ def _obligation(status: DeadlineStatus, now: datetime) -> dict[str, Any]:
         "regime": o.regime,
         "audience": o.audience,
         "phase": o.phase,
+        "title": o.title,
+        "confidence": o.confidence,
+        "confidence_text": CONFIDENCE_TEXT.get(o.confidence or "✓", ""),
         "recipient": status.recipient,
         "due": when(o.deadline, o.timezone),
         "rule": o.deadline_rule,

@@ -70,6 +70,8 @@ class IncidentPatch(Strict):
     determined_at: Instant | None = None
     contained_at: Instant | None = None
     handling_ended_at: Instant | None = None
+    classified_major_at: Instant | None = None
+    corrective_measure_at: Instant | None = None
     encrypted_key_safe: bool | None = None
     improper_purpose: bool | None = None
     material: bool | None = None
@@ -87,6 +89,8 @@ class IncidentOut(BaseModel):
     discovered_at: datetime | None
     determined_at: datetime | None
     handling_ended_at: datetime | None
+    classified_major_at: datetime | None = None
+    corrective_measure_at: datetime | None = None
     risk: str | None
     notice_deadline: datetime | None
     policy_deadline: datetime | None

@@ -170,10 +170,12 @@ def stored_obligations(assessment: Assessment) -> list[Obligation]:
 
 def _moved(previous: Assessment, now: list[Obligation]) -> list[dict[str, Any]]:
     """Obligations whose applicability or deadline changed since the previous assessment."""
-    before = {(o["regime"], o["audience"], o["phase"]): o for o in previous.obligations}
+    before = {
+        (o["regime"], o["audience"], o["phase"], o.get("place")): o for o in previous.obligations
+    }
     changes = []
     for o in now:
-        old = before.get((o.regime, o.audience, o.phase))
+        old = before.get((o.regime, o.audience, o.phase, o.place))
         new_deadline = _iso(o.deadline)
         if old is None or old["applies"] != o.applies or old["deadline"] != new_deadline:
             changes.append(
@@ -181,6 +183,7 @@ def _moved(previous: Assessment, now: list[Obligation]) -> list[dict[str, Any]]:
                     "regime": o.regime,
                     "audience": o.audience,
                     "phase": o.phase,
+                    **({"place": o.place} if o.place else {}),
                     "from": old and {"applies": old["applies"], "deadline": old["deadline"]},
                     "to": {"applies": o.applies, "deadline": new_deadline},
                 }

@@ -144,7 +144,8 @@ def _by_event(checkpoint: Checkpoint) -> tuple[int, str]:
 def _incident_facts(session: Session, incident: Incident) -> dict[str, Any]:
     times = (
         "detected_at", "aware_at", "discovered_at", "contained_at", "determined_at",
-        "assessed_at", "handling_ended_at", "notice_deadline", "policy_deadline",
+        "assessed_at", "handling_ended_at", "classified_major_at", "corrective_measure_at",
+        "notice_deadline", "policy_deadline",
         "closed_at", "purge_after", "purged_at",
     )  # fmt: skip
     return {

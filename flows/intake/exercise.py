@@ -41,7 +41,7 @@ from breachflow.models.timeline import EventKind, TimelineEvent, record
 #: The anchors a fast-forward moves back: the clocks that run from them move on.
 ANCHORS = (
     "detected_at", "discovered_at", "aware_at", "determined_at", "contained_at",
-    "handling_ended_at",
+    "handling_ended_at", "classified_major_at", "corrective_measure_at",
 )  # fmt: skip
 
 

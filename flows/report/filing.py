@@ -274,6 +274,10 @@ def content(
         },
         "required_fields": list(obligation.content_fields),
         "fields": fields,
+        "title": obligation.title,
+        "place": obligation.place,
+        "contact": obligation.contact.model_dump(exclude_none=True) if obligation.contact else None,
+        "confidence": obligation.confidence,
     }
 
 

@@ -24,6 +24,10 @@ RULES = {r.id: r for r in load_rules()}
 T = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
 ALL = dict.fromkeys(["detected", "aware", "determined", "assessed", "discovered"], T)
 OUTPUT_KEYS = {
+    "title",
+    "place",
+    "contact",
+    "confidence",
     "regime",
     "audience",
     "phase",

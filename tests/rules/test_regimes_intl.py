@@ -22,8 +22,18 @@ def run(regime: str, org: OrganisationProfile | None = None, **facts: object) ->
     return evaluate(incident, [RULES[regime]], org or OrganisationProfile())
 
 
+#: GDPR's path for a controller without an EU establishment (one report per member state):
+#: these tests are about the lead-authority path; ``tests/rules/test_engine_clocks.py`` and
+#: ``test_gdpr_without_an_eu_establishment_*`` below cover the other.
+EACH_MEMBER_STATE = "the supervisory authority of each member state with affected residents"
+
+
 def pick(obligations: list[Obligation], audience: str, phase: str = "initial") -> Obligation:
-    found = [o for o in obligations if (o.audience, o.phase) == (audience, phase)]
+    found = [
+        o
+        for o in obligations
+        if (o.audience, o.phase) == (audience, phase) and o.recipient != EACH_MEMBER_STATE
+    ]
     assert len(found) == 1, found
     return found[0]
 
@@ -350,3 +360,44 @@ def test_dpdp_has_no_threshold_and_no_encryption_waiver() -> None:
     aware = {"aware": utc(2027, 6, 1, 9)}
     result = run("in-dpdp", anchors=aware, residents={"IN": 1}, risk="low", encrypted_key_safe=True)
     assert all(o.applies for o in result)
+
+
+# --- GDPR for a controller without an EU establishment (EDPB Guidelines 9/2022 para 73) ---
+
+OUTSIDE_THE_EEA = OrganisationProfile(home_jurisdictions=["US"])
+
+
+def test_gdpr_without_an_eu_establishment_one_report_per_member_state() -> None:
+    result = run("eu-gdpr", OUTSIDE_THE_EEA, residents={"DE": 120, "FR": 7, "IE": 1, "US-CA": 900})
+    reports = [o for o in result if o.audience == "regulator" and o.applies]
+    initial = [o for o in reports if o.phase == "initial"]
+    assert sorted(o.place or "" for o in initial) == ["DE", "FR", "IE"]
+    assert len({o.recipient for o in initial}) == 3
+    by_place = {o.place: o for o in initial}
+    assert by_place["FR"].recipient.startswith("Commission Nationale de l")
+    assert by_place["FR"].contact is not None and by_place["FR"].contact.url
+    assert by_place["DE"].timezone == "Europe/Berlin"
+    # 72 hours after awareness, whatever the zone: the same instant for each.
+    assert {o.deadline for o in initial} == {T + timedelta(hours=72)}
+    # The lead-authority path is set aside, with the reason.
+    lead = [o for o in result if o.audience == "regulator" and o.place is None]
+    assert lead and not any(o.applies for o in lead)
+    assert all(o.reason == "no establishment in EEA" for o in lead)
+    # Each report is as sure as its authority's contact data.
+    assert all(o.confidence in ("~", "U") for o in initial)
+
+
+def test_gdpr_with_an_eu_establishment_reports_to_the_lead_authority_only() -> None:
+    result = run("eu-gdpr", OrganisationProfile(home_jurisdictions=["IE"]), residents={"DE": 5})
+    reports = [o for o in result if o.audience == "regulator" and o.applies]
+    assert {o.recipient for o in reports} == {"lead supervisory authority"}
+    assert all(o.place is None for o in reports)
+
+
+def test_gdpr_digital_omnibus_proposal_is_listed_never_applied() -> None:
+    gdpr = RULES["eu-gdpr"]
+    (proposal,) = gdpr.versions
+    assert proposal.status == "proposed" and proposal.in_force_from is None
+    assert proposal.obligations[0].deadline.amount == 96
+    late = run("eu-gdpr", residents={"DE": 5}, anchors={"aware": utc(2031, 1, 1, 0, 0)})
+    assert pick(late, "regulator").deadline == utc(2031, 1, 4, 0, 0)  # still 72 hours

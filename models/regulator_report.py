@@ -44,7 +44,7 @@ class RegulatorReport(Base):
     phase: Mapped[str] = mapped_column(String(16))
     number: Mapped[int] = mapped_column(Integer, default=1)
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    deadline_rule: Mapped[str] = mapped_column(String(300))
+    deadline_rule: Mapped[str] = mapped_column(Text)
     mode: Mapped[SubmissionMode] = mapped_column(String(16))
     state: Mapped[ReportState] = mapped_column(String(24))
     #: ``{"html": path, "pdf": path, "json": path}`` and their SHA-256 under ``sha256``.

@@ -1,4 +1,6 @@
-"""Two more clock anchors: classified as major (DORA) and corrective measure (CRA).
+"""Two more clock anchors: classified as major (DORA) and corrective measure (CRA); a
+report's deadline rule becomes text of any length (several clocks, each with its note, run
+past 300 characters: DORA's initial notification is about 600).
 
 Revision ID: 0020
 Revises: 0019
@@ -22,9 +24,22 @@ def upgrade() -> None:
     with op.batch_alter_table("incidents") as table:
         for name in COLUMNS:
             table.add_column(sa.Column(name, breachflow.models.base.UTCDateTime(), nullable=True))
+    _retype("deadline_rule", sa.String(300), sa.Text())
 
 
 def downgrade() -> None:
+    _retype("deadline_rule", sa.Text(), sa.String(300))
     with op.batch_alter_table("incidents") as table:
         for name in COLUMNS:
             table.drop_column(name)
+
+
+def _retype(column: str, old: sa.types.TypeEngine, new: sa.types.TypeEngine) -> None:
+    """SQLite rebuilds the table (batch); PostgreSQL alters the column in place."""
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table("regulator_reports", recreate="always") as table:
+            table.alter_column(column, type_=new, existing_type=old, existing_nullable=False)
+    else:
+        op.alter_column(
+            "regulator_reports", column, type_=new, existing_type=old, existing_nullable=False
+        )

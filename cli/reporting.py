@@ -23,6 +23,14 @@ report_app = typer.Typer(
 
 Reason = Annotated[str, typer.Option("--reason", help="Why: it goes on the timeline.")]
 Regime = Annotated[str, typer.Argument(help="The regime, as `breach reports` lists it.")]
+To = Annotated[
+    str | None,
+    typer.Option(
+        "--to",
+        help="The recipient, where the regime reports to several (GDPR without an EU"
+        " establishment: one per member state); part of its name, e.g. CNIL.",
+    ),
+]
 Phase = Annotated[
     str | None,
     typer.Option(
@@ -135,12 +143,15 @@ def submitted(
         str | None, typer.Option(help="When it was filed (ISO 8601); default: now.")
     ] = None,
     phase: Phase = None,
+    to: To = None,
 ) -> None:
     """Record that a person filed a report on the regulator's portal."""
     from breachflow.flows.report.submission import record_submission
 
     when = parse_time(at, "--at") or utcnow()
-    report = record_submission(key, regime, phase, reference=reference, at=when, actor=actor())
+    report = record_submission(
+        key, regime, phase, reference=reference, at=when, actor=actor(), to=to
+    )
     console.print(f"{key.upper()}: {report.label} submitted {fmt(when)}, reference {reference}")
     _still_open(key)
 
@@ -165,30 +176,33 @@ def acknowledged(
     regime: Regime,
     at: Annotated[str | None, typer.Option(help="When (ISO 8601); default: now.")] = None,
     phase: Phase = None,
+    to: To = None,
 ) -> None:
     """Record the regulator's acknowledgement of a submitted report."""
     from breachflow.flows.report.submission import record_acknowledgement
 
     when = parse_time(at, "--at") or utcnow()
-    report = record_acknowledgement(key, regime, phase, at=when, actor=actor())
+    report = record_acknowledgement(key, regime, phase, at=when, actor=actor(), to=to)
     console.print(f"{key.upper()}: {report.label} acknowledged {fmt(when)}")
 
 
-def delay_reason(key: Key, regime: Regime, reason: Reason, phase: Phase = None) -> None:
+def delay_reason(
+    key: Key, regime: Regime, reason: Reason, phase: Phase = None, to: To = None
+) -> None:
     """Give the reasons a report is late (F11); its pack is rewritten and it can be filed."""
     from breachflow.flows.report.submission import give_delay_reason
 
-    report = give_delay_reason(key, regime, phase, reason, actor())
+    report = give_delay_reason(key, regime, phase, reason, actor(), to)
     console.print(
         f"{key.upper()}: {report.label} is now {report.state}; pack {report.files['pdf']}"
     )
 
 
-def supplement(key: Key, regime: Regime) -> None:
+def supplement(key: Key, regime: Regime, to: To = None) -> None:
     """File a further (supplementary) report with the facts as they stand now."""
     from breachflow.flows.report.submission import supplement as file_supplement
 
-    report = file_supplement(key, regime, actor())
+    report = file_supplement(key, regime, actor(), to)
     console.print(
         f"{key.upper()}: {report.label} is {report.state}; pack {report.files.get('pdf')}"
     )

@@ -8,6 +8,7 @@ owes a regulator a report or the public an announcement.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -30,12 +31,17 @@ def open_obligations(
     now = now or utcnow()
     key = incident.key
     open_ones = []
-    for report in reports(session, incident.id):
+    filed = reports(session, incident.id)
+    for report in filed:
         phase = f"--phase {report.phase}"
+        same = [r for r in filed if (r.regime, r.phase) == (report.regime, report.phase)]
+        if len({r.recipient for r in same}) > 1:  # one per member state: say which
+            phase += f' --to "{report.recipient}"'
         if report.state == ReportState.WAITING:
+            anchor = _missing_anchor(report.deadline_rule or "")
             open_ones.append(
                 f"{report.label}: its clock has not started; record it (breach update {key}"
-                " --handling-ended-at …), then breach assess and breach run"
+                f" --{anchor.replace('_', '-')}-at …), then breach assess and breach run"
             )
         elif report.state == ReportState.HELD_LATE:
             open_ones.append(
@@ -56,3 +62,9 @@ def open_obligations(
     if sign_off:
         open_ones.append(sign_off)
     return open_ones
+
+
+def _missing_anchor(rule: str) -> str:
+    """The anchor a waiting report's clock runs from: ``anchor 'X' not known yet``."""
+    match = re.search(r"anchor '([a-z_]+)' not known yet", rule)
+    return match.group(1) if match else "handling_ended"

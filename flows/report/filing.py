@@ -168,6 +168,8 @@ def write_pack(
     title = f"{incident.key} {report.regime} {report.phase} report"
     pdf = PdfRenderer().pdf(html, title=title, author=config.organisation_name)
     stem = f"{incident.key}-{report.regime}-{report.phase}"
+    if obligation.place:  # one report per member state: one pack each, never overwritten
+        stem += f"-{obligation.place}"
     if report.number > 1:
         stem += f"-{report.number}"
     folder = config.reports

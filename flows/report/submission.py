@@ -9,8 +9,10 @@ A report past its deadline is held until someone gives the reasons for the delay
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -35,14 +37,20 @@ from breachflow.models.timeline import EventKind, record
 from breachflow.notifiers.email_message import message_id
 from breachflow.notifiers.factory import email_notifier
 
+T = TypeVar("T")
 
-def supplement(incident_key: str, regime: str, actor: str) -> RegulatorReport:
-    """A further supplementary report with the facts as they stand now."""
+
+def supplement(
+    incident_key: str, regime: str, actor: str, to: str | None = None
+) -> RegulatorReport:
+    """A further supplementary report with the facts as they stand now (to the recipient
+    ``to`` names, where the regime reports to several: one per member state)."""
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
         matching = [o for o in due(session, incident) if o.regime == regime]
         if not matching:
             raise InvalidInput(f"{incident.key} owes no report under {regime}")
+        matching = _addressed(matching, to, recipient_of, incident.key, regime)
         obligation = next((o for o in matching if o.phase == "supplementary"), matching[0])
         recipient = recipient_of(obligation)
         number = 1 + sum(
@@ -124,14 +132,18 @@ def find_report(
     regime: str,
     phase: str | None,
     waiting_in: tuple[ReportState, ...] = (),
+    to: str | None = None,
 ) -> RegulatorReport:
-    """The report a person means: of ``regime`` (and ``phase``), the oldest one in a state
-    of ``waiting_in`` (the one the action is for), else the latest; or a clear error."""
+    """The report a person means: of ``regime`` (and ``phase``, and the recipient ``to``
+    names), the oldest one in a state of ``waiting_in`` (the one the action is for), else the
+    latest; or a clear error."""
     found = [
         r
         for r in reports(session, incident.id)
         if r.regime == regime and (phase is None or r.phase == phase)
     ]
+    if found:
+        found = _addressed(found, to, lambda r: r.recipient, incident.key, regime)
     if not found:
         listed = ", ".join(f"{r.regime} {r.phase}" for r in reports(session, incident.id))
         raise InvalidInput(
@@ -149,8 +161,37 @@ def find_report(
     return next(iter(open_), found[-1])
 
 
+def _addressed(
+    items: list[T], to: str | None, recipient: Callable[[T], str], key: str, regime: str
+) -> list[T]:
+    """The items for the recipient ``to`` names (a case-blind part of its name), or all of
+    them when they go to one recipient. Several recipients and no ``to`` is an error that
+    lists them: a portal reference recorded on the wrong authority's report is false."""
+    names = list(dict.fromkeys(recipient(i) for i in items))
+    if to is not None:
+        chosen = [n for n in names if to.casefold() in n.casefold()]
+        if len(chosen) != 1:
+            what = "no" if not chosen else "more than one"
+            raise InvalidInput(
+                f"{key} has {what} {regime} recipient matching {to!r}"
+                f" (recipients: {'; '.join(names)})"
+            )
+        return [i for i in items if recipient(i) == chosen[0]]
+    if len(names) > 1:
+        raise InvalidInput(
+            f"{key} reports under {regime} to {len(names)} recipients; say which with --to"
+            f" ({'; '.join(names)})"
+        )
+    return items
+
+
 def give_delay_reason(
-    incident_key: str, regime: str, phase: str | None, reason: str, actor: str
+    incident_key: str,
+    regime: str,
+    phase: str | None,
+    reason: str,
+    actor: str,
+    to: str | None = None,
 ) -> RegulatorReport:
     """Record the reasons for a late report (F11), rewrite its pack with them, and let it
     go: by email at once where that is the mode, else for a person to file."""
@@ -159,7 +200,7 @@ def give_delay_reason(
     config = settings()
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
-        report = find_report(session, incident, regime, phase, (ReportState.HELD_LATE,))
+        report = find_report(session, incident, regime, phase, (ReportState.HELD_LATE,), to)
         if report.state != ReportState.HELD_LATE:
             raise InvalidInput(f"{report.label} is {report.state}: it is not held for lateness")
         report.delay_reason = reason.strip()
@@ -189,6 +230,7 @@ def record_submission(
     reference: str,
     at: datetime,
     actor: str,
+    to: str | None = None,
 ) -> RegulatorReport:
     """A person filed the pack on the regulator's portal: when, and the reference given."""
     if not reference.strip():
@@ -196,7 +238,7 @@ def record_submission(
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
         waiting = (ReportState.HELD_LATE, ReportState.AWAITING_SUBMISSION)
-        report = find_report(session, incident, regime, phase, waiting)
+        report = find_report(session, incident, regime, phase, waiting, to)
         if report.state == ReportState.HELD_LATE:
             raise InvalidInput(
                 f"{report.label} is late: give the reasons for the delay first"
@@ -225,11 +267,17 @@ def record_submission(
 
 
 def record_acknowledgement(
-    incident_key: str, regime: str, phase: str | None, *, at: datetime, actor: str
+    incident_key: str,
+    regime: str,
+    phase: str | None,
+    *,
+    at: datetime,
+    actor: str,
+    to: str | None = None,
 ) -> RegulatorReport:
     with database().unit_of_work() as session:
         incident = get_incident(session, incident_key, lock=True)
-        report = find_report(session, incident, regime, phase, (ReportState.SUBMITTED,))
+        report = find_report(session, incident, regime, phase, (ReportState.SUBMITTED,), to)
         if report.state != ReportState.SUBMITTED:
             raise InvalidInput(f"{report.label} is {report.state}: only a submitted report")
         if at > utcnow():

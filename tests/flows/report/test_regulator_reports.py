@@ -338,3 +338,114 @@ def test_chinese_and_japanese_packs_are_wholly_in_the_regulators_language_and_zo
 def _notice_texts(locale: str) -> list[str]:
     data = yaml.safe_load(EXAMPLE_NOTICE.read_text(encoding="utf-8"))[locale]
     return [str(value).strip() for value in data.values() if value]
+
+
+@SQLITE_ONLY
+def test_a_controller_outside_the_eu_reports_to_each_member_states_authority(
+    breach, db, settings, monkeypatch
+):
+    """EDPB Guidelines 9/2022 para 73: no one-stop shop without an EU establishment. People
+    in Germany, France and Ireland: three initial reports, each to its own authority, with
+    where to file it; recording a filing must name which one."""
+    monkeypatch.setenv("BREACH_HOME_JURISDICTIONS", '["US"]')
+    runtime.reset()
+    config = runtime.settings()
+    persons = [
+        Person(f"S{n:04d}", f"Person {n}", f"p{n}@example.eu", "en", country)
+        for n, country in enumerate(["DE", "DE", "FR", "IE", "US"], start=1)
+    ]
+    key = seed_incident(db, config, persons)
+    _assess(db, config, key)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        owed = [o for o in due(session, incident) if o.regime == "eu-gdpr"]
+        file_reports(session, incident, owed, "test")
+        filed = [r for r in reports(session, incident.id) if r.regime == "eu-gdpr"]
+        session.expunge_all()
+    initial = {r.recipient: r for r in filed if r.phase == "initial"}
+    assert len(initial) == 3, sorted(initial)
+    assert not any("lead supervisory authority" in name for name in initial)
+    assert len({r.files["json"] for r in initial.values()}) == 3  # a pack each, none overwritten
+    france = next(r for name, r in initial.items() if "CNIL" in name)
+    document = json.loads(Path(france.files["json"]).read_text(encoding="utf-8"))
+    assert document["place"] == "FR" and document["contact"]["url"].startswith("https://")
+    assert document["confidence"] in ("~", "U")
+    html = Path(france.files["html"]).read_text(encoding="utf-8")
+    assert "Submit to" in html and document["contact"]["url"] in html
+    assert "for counsel to review" in html
+    # Each person counted in their own member state's report.
+    assert {r.deadline for r in initial.values()} == {france.deadline}
+
+    # Which authority a portal reference belongs to is the person's to say.
+    with pytest.raises(InvalidInput, match="say which with --to") as refused:
+        record_submission(key, "eu-gdpr", "initial", reference="X", at=utcnow(), actor="bob")
+    assert all(name in str(refused.value) for name in initial)
+    recorded = breach(
+        "report", "submitted", key, "eu-gdpr", "--phase", "initial", "--to", "cnil",
+        "--reference", "CNIL-2026-42", BREACH_HOME_JURISDICTIONS='["US"]',
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    states = {r.recipient: r.state for r in _all_reports(db, key) if r.phase == "initial"}
+    assert [state for name, state in states.items() if "CNIL" in name] == [ReportState.SUBMITTED]
+    assert sorted(states.values()).count(ReportState.AWAITING_SUBMISSION) == 2
+    ambiguous = breach(
+        "report", "submitted", key, "eu-gdpr", "--phase", "initial", "--to", "zz-nowhere",
+        "--reference", "X", BREACH_HOME_JURISDICTIONS='["US"]',
+    )  # fmt: skip
+    assert ambiguous.returncode == 1 and "no eu-gdpr recipient matching" in ambiguous.stderr
+    assert "Traceback" not in ambiguous.stderr
+
+
+def _all_reports(db, key: str):
+    with db.unit_of_work() as session:
+        found = reports(session, commands.get_incident(session, key).id)
+        session.expunge_all()
+    return found
+
+
+def test_a_financial_entitys_major_incident_gets_doras_initial_report_on_the_earlier_clock(
+    db, monkeypatch
+):
+    """DORA Art 19 with RTS 2025/301 Art 5: 4 hours after classification as major and no
+    later than 24 hours after awareness. Classified 22 hours after awareness, the 24-hour
+    bound comes first; the report is filed with that deadline and says both clocks."""
+    monkeypatch.setenv("BREACH_ORGANISATION_SECTORS", '["dora-financial-entity"]')
+    monkeypatch.setenv("BREACH_HOME_JURISDICTIONS", '["DE"]')
+    runtime.reset()
+    config = runtime.settings()
+    key = seed_incident(db, config, people(3), aware_days_ago=2)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        aware = incident.aware_at
+        classified = aware + timedelta(hours=2)  # 2 h + 4 h = 6 h, before the 24 h bound
+        commands.update_incident(
+            session, incident, "test", {"classified_major_at": classified, "risk": "high"}
+        )
+    _assess(db, config, key)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        owed = [o for o in due(session, incident) if o.regime == "eu-dora"]
+        initial = next(o for o in owed if o.phase == "initial")
+        assert initial.deadline == classified + timedelta(hours=4)
+        assert "no later than 24 hours after aware" in initial.deadline_rule
+        assert initial.title == "initial notification"
+        file_reports(session, incident, owed, "test")
+    filed = _reports(db, key)
+    report = filed["eu-dora", "initial"]
+    assert report.deadline == classified + timedelta(hours=4)
+    assert len(report.deadline_rule) > 300  # the whole rule is kept, on either database
+    assert report.deadline_rule == initial.deadline_rule
+
+    # Reclassified later (22 h after awareness): re-assessed, the 24-hour bound governs.
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        late = aware + timedelta(hours=22)
+        commands.update_incident(session, incident, "test", {"classified_major_at": late})
+    _assess(db, config, key)
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        again = next(
+            o for o in due(session, incident) if (o.regime, o.phase) == ("eu-dora", "initial")
+        )
+    assert again.deadline == aware + timedelta(hours=24)
+    assert "the earliest applies: 24 hours after aware" in again.deadline_rule

@@ -445,6 +445,11 @@ def _condition(condition: Any) -> str:
         where = f" of {_places(count.of)}" if count.of else ""
         label = f" ({count.label})" if count.label else ""
         parts.append(f"{scope}{where} {count.op} {count.value:,}{label}")
+    if condition.established_in:
+        parts.append("the organisation is established in " + _places(condition.established_in))
+    if condition.not_established_in:
+        where = _places(condition.not_established_in)
+        parts.append(f"the organisation is not established in {where}")
     if condition.any_of:
         parts.append("any of: " + "; or ".join(_condition(c) for c in condition.any_of))
     return "; ".join(parts)
@@ -467,6 +472,10 @@ def _deadline(deadline: Any) -> str:
 
 def _obligation_deadline(spec: Any) -> str:
     text = _deadline(spec.deadline)
+    for bound in spec.no_later_than:
+        text += f"; and no later than {_deadline(bound)} (the earliest applies)"
+    if spec.late_anchor_restarts:
+        text += "; a bound already past when the main clock's anchor is known no longer counts"
     for variant in spec.variants:
         text += f"; when {_condition(variant.when)}: {_deadline(variant.deadline)}"
     return text
@@ -527,7 +536,24 @@ def _regime_summary(regime: Any) -> list[str]:
         regime.name,
         first("individuals"),
         first("regulator"),
-        regime.citation.confidence,
+        regime.confidence,
+        regime.facts_confidence(),
+    ]
+
+
+def _unsure(regime: Any) -> list[str]:
+    """What counsel should read in this regime: its facts marked U, then ~."""
+    specs = [*regime.obligations, *(s for v in regime.versions for s in v.obligations)]
+    citations = [regime.citation, regime.applicability.citation]
+    citations += [s.citation for s in specs] + [e.citation for e in regime.exemptions]
+    citations += [a.citation for a in regime.authorities]
+    marks = [c.confidence for c in citations]
+    return [
+        f"[{regime.id}](#{regime.id})",
+        regime.name,
+        str(marks.count("U")),
+        str(marks.count("~")),
+        str(len(marks)),
     ]
 
 
@@ -554,10 +580,13 @@ def _scope(applicability: Any) -> str:
 
 def _obligation(regime: Any, spec: Any) -> str:
     audience = AUDIENCES[spec.audience]
-    title = f"### {regime.id}: {audience}, {spec.phase}\n\n"
+    named = f" ({spec.title})" if spec.title else ""
+    title = f"### {regime.id}: {audience}, {spec.phase}{named}\n\n"
     who = audience
     if spec.recipient or spec.audience == "regulator":
         who += f": {regime.recipient_of(spec)}"
+    if spec.per_place:
+        who += f" — one notice per place of {_places(spec.per_place)} with affected residents"
     when = _condition(spec.when) if spec.when else "whenever the regime applies"
     in_force = _in_force(spec.in_force_from, spec.in_force_until)
     if in_force:
@@ -608,8 +637,27 @@ def _regime(regime: Any) -> str:
             ["fallback chain", " → ".join(promise.channels)],
             ["public announcement", "yes" if promise.announcement_fallback else "no"],
         ]
+    for authority in regime.authorities:
+        where = f" ({authority.place})" if authority.place else ""
+        reach = " · ".join(x for x in (authority.url, authority.email, authority.phone) if x)
+        rows.append(
+            [
+                "authority",
+                f"{authority.name}{where}: {reach or '—'} [{authority.citation.confidence}]",
+            ]
+        )
     out.append(table(["", regime.id], rows) + "\n")
     out += [_obligation(regime, spec) for spec in _obligations(regime)]
+    for version in regime.versions:
+        status = "proposed, never applied" if version.status == "proposed" else "in force"
+        since = f" from {version.in_force_from}" if version.in_force_from else ""
+        out.append(f"### {regime.id}: version{since} ({status})\n\n")
+        if version.note:
+            out.append(f"{version.note}. ")
+        out.append(f"{_cite(version.citation)}. It replaces the obligations above:\n\n")
+        out += [
+            _obligation(regime, spec).replace("### ", "#### ", 1) for spec in version.obligations
+        ]
     return "".join(out)
 
 
@@ -637,12 +685,35 @@ def rules_page() -> str:
     )
     out.append("## Summary\n\n")
     out.append(
+        "**mark** is the regime's own (its citation and its scope, the weaker); **weakest** is"
+        " the least sure fact in the file. Every obligation the engine answers carries the"
+        " weakest mark of its regime, its scope and itself (`confidence` in"
+        " `breach obligations --json`, the *sure* column of `breach obligations`, a badge on"
+        " the incident page, a line on the regulator report pack).\n\n"
+    )
+    out.append(
         table(
-            ["regime", "name", "individuals: first deadline", "regulator: first deadline", "mark"],
+            [
+                "regime",
+                "name",
+                "individuals: first deadline",
+                "regulator: first deadline",
+                "mark",
+                "weakest",
+            ],
             [_regime_summary(r) for r in regimes],
         )
         + "\n"
     )
+    unsure = [_unsure(r) for r in regimes if r.facts_confidence() != "✓"]
+    out.append("## For counsel to review\n\n")
+    out.append(
+        f"{len(unsure)} of the {len(regimes)} regimes hold facts not checked against the"
+        " official text: U (unverified: a default the operator may override) or ~ (from a"
+        " secondary source). Read the U facts first; each file's comments name its sources"
+        " and where they disagree.\n\n"
+    )
+    out.append(table(["regime", "name", "U facts", "~ facts", "facts"], unsure) + "\n")
     out.append("## Content fields\n\n")
     out.append(
         "The codes the obligations require, as a regulator report names its sections"

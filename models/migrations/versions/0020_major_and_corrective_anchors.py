@@ -7,6 +7,8 @@ Revises: 0019
 Create Date: 2026-12-06 23:50:00
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -34,7 +36,7 @@ def downgrade() -> None:
             table.drop_column(name)
 
 
-def _retype(column: str, old: sa.types.TypeEngine, new: sa.types.TypeEngine) -> None:
+def _retype(column: str, old: sa.types.TypeEngine[Any], new: sa.types.TypeEngine[Any]) -> None:
     """SQLite rebuilds the table (batch); PostgreSQL alters the column in place."""
     if op.get_bind().dialect.name == "sqlite":
         with op.batch_alter_table("regulator_reports", recreate="always") as table:

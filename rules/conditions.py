@@ -110,6 +110,13 @@ def _sectors(wanted: list[str], org: OrganisationProfile) -> Verdict:
     return Verdict(True, f"sector flag {', '.join(wanted)}")
 
 
+def _not_sectors(excluded: list[str], org: OrganisationProfile) -> Verdict:
+    present = [s for s in excluded if s in org.sectors]
+    if present:
+        return Verdict(False, f"sector flag {', '.join(present)} set: another act applies")
+    return Verdict(True, f"not {', '.join(excluded)}")
+
+
 def _flag(value: bool, wanted: bool, yes: str, no: str) -> Verdict:
     return Verdict(value == wanted, yes if value else no)
 
@@ -120,6 +127,8 @@ def check(condition: Condition, ctx: Context) -> Verdict:
     verdicts: list[Verdict] = []
     if condition.sectors is not None:
         verdicts.append(_sectors(condition.sectors, ctx.org))
+    if condition.not_sectors is not None:
+        verdicts.append(_not_sectors(condition.not_sectors, ctx.org))
     if condition.risk_at_least is not None:
         verdicts.append(_risk(condition.risk_at_least, facts))
     if condition.data_categories is not None:

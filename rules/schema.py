@@ -91,6 +91,9 @@ class Condition(StrictModel):
     improper_purpose: bool | None = None
     material: bool | None = None
     sectors: list[str] | None = None
+    #: The organisation has none of these flags (NIS2 Art 4: a DORA financial entity
+    #: reports under DORA instead).
+    not_sectors: list[str] | None = None
     count: CountTest | None = None
     #: The organisation is (or is not) established in one of these places (ISO codes or
     #: groups), from its profile's home jurisdictions: GDPR's one-stop shop needs an EU
@@ -106,7 +109,7 @@ class Condition(StrictModel):
             check_known(value, data_categories(), "data categories")
         return value
 
-    @field_validator("sectors")
+    @field_validator("sectors", "not_sectors")
     @classmethod
     def _known_sectors(cls, value: list[str] | None) -> list[str] | None:
         if value is not None:

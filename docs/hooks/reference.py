@@ -435,6 +435,8 @@ def _condition(condition: Any) -> str:
         parts.append("material (SEC)" if condition.material else "not material (SEC)")
     if condition.sectors:
         parts.append("organisation is " + ", ".join(condition.sectors))
+    if condition.not_sectors:
+        parts.append("organisation is not " + ", ".join(condition.not_sectors))
     if condition.count:
         count = condition.count
         scope = {

@@ -281,3 +281,14 @@ def test_cra_article_14_applies_from_11_september_2026_in_brussels_time() -> Non
     start = {"aware": utc(2026, 9, 10, 22)}  # 00:00 CEST on 11 Sep
     early = pick(run("eu-cra", MANUFACTURER, start), "regulator")
     assert early.applies and early.deadline == utc(2026, 9, 11, 22)
+
+
+def test_nis2_steps_aside_for_a_dora_financial_entity() -> None:
+    """NIS2 Art 4: DORA is the sector-specific act for financial entities; an entity with
+    both flags reports under DORA, and NIS2 says why it does not apply."""
+    both = OrganisationProfile(sectors={"nis2-essential", "dora-financial-entity"})
+    nis2 = run("eu-nis2", both, {"aware": T})
+    early = pick(nis2, "regulator", "initial")
+    assert not early.applies
+    assert early.reason == "sector flag dora-financial-entity set: another act applies"
+    assert pick(run("eu-dora", both, {"aware": T}), "regulator", "initial").applies

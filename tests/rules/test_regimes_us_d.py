@@ -190,7 +190,6 @@ def test_no_regulator_or_cra_notice_where_the_law_has_none(
         ("us-tn", "individuals", "discovered", 45),
         ("us-vt", "individuals", "discovered", 45),
         ("us-wi", "individuals", "discovered", 45),
-        ("us-wi", "consumer_reporting_agencies", "discovered", 45),
         # Puerto Rico: 10 days after detection = Mon 30 Nov 2026, 07:00 UTC (03:00 AST).
         ("us-pr", "regulator", "detected", 10),
     ],
@@ -273,6 +272,7 @@ def test_deadlines_use_the_regime_time_zone() -> None:
         ("us-va", "consumer_reporting_agencies", "without unreasonable delay"),
         ("us-wv", "individuals", "without unreasonable delay"),
         ("us-wv", "consumer_reporting_agencies", "without unreasonable delay"),
+        ("us-wi", "consumer_reporting_agencies", "without unreasonable delay"),
         ("us-wy", "individuals", "in the most expedient time possible and without unreasonable"),
         ("us-pr", "individuals", "as expeditiously as possible"),
         ("us-gu", "individuals", "without unreasonable delay"),

@@ -157,7 +157,8 @@ def test_gdpr_72_hours_after_awareness_in_the_lead_authoritys_zone() -> None:
     assert regulator.deadline == T + timedelta(hours=72)
     assert regulator.deadline_rule.startswith("72 hours after aware")
     assert regulator.timezone == "Europe/Brussels"
-    assert regulator.content_fields == ["F1", "F4", "F5", "F6", "F9"]
+    # Art 33(3)(a)-(d): nature, categories of data and of people, consequences, measures, DPO
+    assert regulator.content_fields == ["F1", "F3", "F4", "F5", "F6", "F9"]
     dublin = OrganisationProfile(gdpr_lead_authority_timezone="Europe/Dublin")
     assert pick(run("eu-gdpr", dublin, residents={"IE": 3}), "regulator").timezone == (
         "Europe/Dublin"

@@ -184,3 +184,29 @@ def test_obligations_before_any_assessment_says_what_to_do(breach):
     key = declare(breach)
     done = breach("obligations", key, "--json")
     assert done.returncode == 1 and f"breach assess {key}" in done.stderr
+
+
+@SQLITE_ONLY
+def test_a_financial_entity_records_the_classification_and_doras_clock_moves(breach, tmp_path):
+    """`breach update --classified-major-at`: the anchor DORA's 4-hour clock runs from.
+    Before it is known, the 24-hour bound is the deadline; once known, the earlier wins."""
+    financial = {"BREACH_ORGANISATION_SECTORS": '["dora-financial-entity"]'}
+    key = declare(breach, "--risk", "high")
+    import_people(breach, tmp_path, key)
+    assert breach("assess", key, **financial).returncode == 0
+    aware = datetime.fromisoformat(AWARE)
+    dora = find(obligations(breach, key), "eu-dora", "regulator")
+    assert dora["applies"] and dora["title"] == "initial notification"
+    assert datetime.fromisoformat(dora["deadline"]) == aware + timedelta(hours=24)
+
+    classified = (aware + timedelta(hours=2)).isoformat()
+    done = breach("update", key, "--classified-major-at", classified, **financial)
+    assert done.returncode == 0, done.stderr
+    assert "classified_major_at None →" in done.stdout
+    table = breach("assess", key, **financial)
+    assert table.returncode == 0, table.stderr
+    assert "eu-dora" in table.stdout and "notification" in table.stdout  # the law's name
+    assert "Counsel to review" in table.stdout  # some answer rests on a ~ or U fact
+    dora = find(obligations(breach, key), "eu-dora", "regulator")
+    assert datetime.fromisoformat(dora["deadline"]) == aware + timedelta(hours=6)
+    assert dora["confidence"] in ("✓", "~", "U")

@@ -155,6 +155,10 @@ def assess(session: Session, incident: Incident, actor: str, config: Settings) -
             "unknown_residence": known.unknown_residence,
             "obligations_applicable": len(applicable),
             "regimes_applicable": sorted({o.regime for o in applicable}),
+            # Applicable answers that rest on a fact not checked in the official text.
+            "counsel_to_review": sorted(
+                {o.regime for o in applicable if o.confidence in ("~", "U")}
+            ),
             "notice_deadline": _iso(incident.notice_deadline),
             "policy": promise.name,
             "deadlines_moved": _moved(previous, obligations) if previous else [],

@@ -187,7 +187,7 @@ def test_obligations_before_any_assessment_says_what_to_do(breach):
 
 
 @SQLITE_ONLY
-def test_a_financial_entity_records_the_classification_and_doras_clock_moves(breach, tmp_path):
+def test_a_financial_entity_records_the_classification_and_doras_clock_moves(breach, tmp_path, db):
     """`breach update --classified-major-at`: the anchor DORA's 4-hour clock runs from.
     Before it is known, the 24-hour bound is the deadline; once known, the earlier wins."""
     financial = {"BREACH_ORGANISATION_SECTORS": '["dora-financial-entity"]'}
@@ -210,3 +210,17 @@ def test_a_financial_entity_records_the_classification_and_doras_clock_moves(bre
     dora = find(obligations(breach, key), "eu-dora", "regulator")
     assert datetime.fromisoformat(dora["deadline"]) == aware + timedelta(hours=6)
     assert dora["confidence"] in ("✓", "~", "U")
+    with db.unit_of_work() as session:
+        incident = commands.get_incident(session, key)
+        event = session.scalars(
+            select(TimelineEvent)
+            .where(
+                TimelineEvent.incident_id == incident.id,
+                TimelineEvent.kind == "assessment.recorded",
+            )
+            .order_by(TimelineEvent.id.desc())
+        ).first()
+    assert event is not None
+    unsure = {o["regime"] for o in obligations(breach, key)["obligations"]}
+    assert set(event.payload["counsel_to_review"]) <= unsure
+    assert "us-ca" in event.payload["counsel_to_review"]  # its scope is a U reading

@@ -268,7 +268,12 @@ class Settings(BaseSettings):
     )
     # Regulator reports (flows/report/filing.py): regimes with an address get the report by
     # email with its PDF; the others get a pack to file on the regulator's portal.
-    regulator_emails: dict[str, str] = Field(default_factory=dict)
+    regulator_emails: dict[str, str] = Field(
+        default_factory=dict,
+        description="Regulators that take reports by email: regime (or regime:PLACE for one"
+        ' member state\'s authority, e.g. "eu-gdpr:FR") -> address. Others are filed by a'
+        " person on the regulator's portal.",
+    )
 
     alert_rules_file: Path | None = Field(
         None, description="Which alerts declare an incident; see examples/alert-rules.yaml."

@@ -128,7 +128,7 @@ def file_one(
         deadline=obligation.deadline,
         deadline_rule=obligation.deadline_rule,
         mode=SubmissionMode.EMAIL
-        if obligation.regime in config.regulator_emails
+        if email_key(obligation) in config.regulator_emails
         else SubmissionMode.MANUAL,
         state=ReportState.WAITING
         if waits
@@ -336,6 +336,13 @@ def _residences(facts: dict[str, Any], locale: str) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def email_key(obligation: Obligation) -> str:
+    """The ``BREACH_REGULATOR_EMAILS`` key of a report: its regime, or ``regime:PLACE`` for
+    one of a report per member state (``eu-gdpr:FR``), so that one address configured for a
+    regime never receives the reports meant for another country's authority."""
+    return f"{obligation.regime}:{obligation.place}" if obligation.place else obligation.regime
 
 
 def recipient_of(obligation: Obligation) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from breachflow.flows.close.step import close_if_done
 from breachflow.flows.report.filing import (
     due,
+    email_key,
     file_one,
     obligation_of,
     recipient_of,
@@ -73,7 +74,7 @@ def submit_pending(incident_key: str, actor: str) -> list[RegulatorReport]:
         incident = get_incident(session, incident_key)
         config = config.outside_world(incident.exercise, incident.key)  # no regulator
         outgoing = [
-            (r.id, _email(incident, r, config))
+            (r.id, _email(incident, r, config, _email_key(session, incident, r)))
             for r in reports(session, incident.id)
             if r.mode == SubmissionMode.EMAIL and r.state == ReportState.AWAITING_SUBMISSION
         ]
@@ -103,15 +104,25 @@ def submit_pending(incident_key: str, actor: str) -> list[RegulatorReport]:
     return waiting
 
 
-def _email(incident: Incident, report: RegulatorReport, config: Settings) -> OutboundMessage:
+def _email_key(session: Session, incident: Incident, report: RegulatorReport) -> str:
+    """The address key the report was filed for (``regime`` or ``regime:PLACE``)."""
+    for obligation in due(session, incident):
+        same = (obligation.regime, recipient_of(obligation), obligation.phase)
+        if same == (report.regime, report.recipient, report.phase):
+            return email_key(obligation)
+    return report.regime
+
+
+def _email(
+    incident: Incident, report: RegulatorReport, config: Settings, key: str
+) -> OutboundMessage:
     pdf = Path(report.files["pdf"])
+    seed = f"{incident.key}-{key.replace(':', '-')}-{report.phase}-{report.number}"
     return OutboundMessage(
         notification_id=report.id,
-        message_id=message_id(
-            f"{incident.key}-{report.regime}-{report.phase}-{report.number}", config.sender
-        ),
+        message_id=message_id(seed, config.sender),
         channel="email",
-        recipient=config.regulator_emails[report.regime],
+        recipient=config.regulator_emails[key],
         locale=config.default_locale,
         subject=f"Personal data breach report ({report.phase}): {config.organisation_name},"
         f" {incident.key}",

@@ -23,7 +23,7 @@ from breachflow.flows.report.submission import (
 from breachflow.models import commands, runtime
 from breachflow.models.base import utcnow
 from breachflow.models.errors import InvalidInput
-from breachflow.models.regulator_report import ReportState, reports
+from breachflow.models.regulator_report import ReportState, SubmissionMode, reports
 from breachflow.rules import RULES_DIR
 from tests.conftest import SQLITE_ONLY
 from tests.testkit.factories import EXAMPLE_NOTICE, Person, people, seed_incident
@@ -68,7 +68,9 @@ def test_eu_and_chinese_residents_get_gdpr_pipl_and_cac_reports_by_email_with_th
 ):
     monkeypatch.setenv(
         "BREACH_REGULATOR_EMAILS",
-        json.dumps({"eu-gdpr": "dpa@authority.example.eu", "cn-pipl": "report@cac.example.cn"}),
+        # Established in China, not the EU: GDPR's report goes to the authority of each
+        # member state with residents (here Germany), addressed by regime:PLACE.
+        json.dumps({"eu-gdpr:DE": "dpa@authority.example.eu", "cn-pipl": "report@cac.example.cn"}),
     )
     runtime.reset()
     config = runtime.settings()
@@ -348,6 +350,9 @@ def test_a_controller_outside_the_eu_reports_to_each_member_states_authority(
     in Germany, France and Ireland: three initial reports, each to its own authority, with
     where to file it; recording a filing must name which one."""
     monkeypatch.setenv("BREACH_HOME_JURISDICTIONS", '["US"]')
+    # An address for the regime is not one for each of its member states' authorities.
+    emails = {"eu-gdpr": "lead@dpa.example", "eu-gdpr:FR": "notifications@cnil.example"}
+    monkeypatch.setenv("BREACH_REGULATOR_EMAILS", json.dumps(emails))
     runtime.reset()
     config = runtime.settings()
     persons = [
@@ -370,6 +375,9 @@ def test_a_controller_outside_the_eu_reports_to_each_member_states_authority(
     document = json.loads(Path(france.files["json"]).read_text(encoding="utf-8"))
     assert document["place"] == "FR" and document["contact"]["url"].startswith("https://")
     assert document["confidence"] in ("~", "U")
+    modes = {name: r.mode for name, r in initial.items()}
+    assert [m for name, m in modes.items() if "CNIL" in name] == [SubmissionMode.EMAIL]
+    assert sorted(modes.values()).count(SubmissionMode.MANUAL) == 2
     html = Path(france.files["html"]).read_text(encoding="utf-8")
     assert "Submit to" in html and document["contact"]["url"] in html
     assert "for counsel to review" in html

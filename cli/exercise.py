@@ -10,7 +10,6 @@ import typer
 
 from breachflow.cli.common import Key, actor, console
 from breachflow.cli.demo import generate_people
-from breachflow.flows.intake import exercise
 
 exercise_app = typer.Typer(
     help="Tabletop exercises: a simulated incident with the real runbooks, gates, watchdog"
@@ -27,6 +26,8 @@ def start(
     ],
 ) -> None:
     """Open the exercise's incident from the scenario, with its generated people."""
+    from breachflow.flows.intake import exercise  # Prefect, through the watchdog: on use only
+
     chosen, texts = exercise.load(scenario)
     with tempfile.TemporaryDirectory() as folder:
         people = Path(folder) / "people.csv"
@@ -47,6 +48,8 @@ def advance(
     hours: Annotated[float, typer.Option(help="How far to move the exercise's clock on.")],
 ) -> None:
     """Move the exercise's clock on: its anchors move back, so its deadlines fall due."""
+    from breachflow.flows.intake import exercise
+
     moved = exercise.fast_forward(key, hours, actor())
     console.print(f"EXERCISE {moved['incident']}: the clock moved on by {hours:g} h.")
 
@@ -54,6 +57,8 @@ def advance(
 @exercise_app.command("end")
 def end(key: Key) -> None:
     """End the exercise with its scored report (Markdown and JSON)."""
+    from breachflow.flows.intake import exercise
+
     report = exercise.end(key, actor())
     console.print(report.read_text(encoding="utf-8"), markup=False, highlight=False)
     console.print(f"Report written to {report} (and report.json beside it).", highlight=False)

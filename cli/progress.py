@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from breachflow.flows.runs import ResponseSummary
 from breachflow.models import ledger
 from breachflow.models.commands import get_incident
 from breachflow.models.runtime import database
+
+if TYPE_CHECKING:  # flows.runs imports Prefect: a second of every `breach` start-up
+    from breachflow.flows.runs import ResponseSummary
 
 
 def run_with_progress(incident_key: str, requested_by: str, console: Console) -> ResponseSummary:

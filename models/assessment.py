@@ -26,7 +26,9 @@ class Assessment(Base):
     assessed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     assessed_by: Mapped[str] = mapped_column(String(200))
     ruleset_fingerprint: Mapped[str] = mapped_column(String(64))
-    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    #: Deferred: about 0.5 MB for 93 regimes, read only by the few paths that need a rule
+    #: file as it was (a pack's in_language words, the announcement's conditions).
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, deferred=True)
     policy: Mapped[dict[str, Any]] = mapped_column(JSON)
     facts: Mapped[dict[str, Any]] = mapped_column(JSON)
     obligations: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

@@ -438,13 +438,16 @@ class Regime(StrictModel):
         """The regime's own certainty: its citation and its scope's, the weaker."""
         return weakest(self.citation, self.applicability.citation)
 
+    def citations(self) -> list[Citation]:
+        """Every cited fact of the law in the file: the regime, its scope, each obligation
+        (of every version) and each exemption; authorities' contact data are not among them."""
+        specs = [*self.obligations, *(s for v in self.versions for s in v.obligations)]
+        found = [self.citation, self.applicability.citation, *(s.citation for s in specs)]
+        return found + [e.citation for e in self.exemptions]
+
     def facts_confidence(self) -> Confidence:
         """The weakest mark of any fact in the file: what counsel should review first."""
-        specs = [*self.obligations, *(s for v in self.versions for s in v.obligations)]
-        citations: list[Citation | None] = [self.citation, self.applicability.citation]
-        citations += [s.citation for s in specs]
-        citations += [e.citation for e in self.exemptions]
-        return weakest(*citations)
+        return weakest(*self.citations())
 
     def obligations_on(self, day: date | None) -> tuple[list[ObligationSpec], RegimeVersion | None]:
         """The obligations in force on ``day`` and the version they come from (None: base)."""

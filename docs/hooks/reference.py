@@ -545,10 +545,7 @@ def _regime_summary(regime: Any) -> list[str]:
 
 def _unsure(regime: Any) -> list[str]:
     """What counsel should read in this regime: its facts marked U, then ~."""
-    specs = [*regime.obligations, *(s for v in regime.versions for s in v.obligations)]
-    citations = [regime.citation, regime.applicability.citation]
-    citations += [s.citation for s in specs] + [e.citation for e in regime.exemptions]
-    citations += [a.citation for a in regime.authorities]
+    citations = regime.citations() + [a.citation for a in regime.authorities]
     marks = [c.confidence for c in citations]
     return [
         f"[{regime.id}](#{regime.id})",
